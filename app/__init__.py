@@ -1,0 +1,1 @@
+"""FastAPI service of the ranking study: rounds, assignment, participant pages, export."""

@@ -1,0 +1,43 @@
+"""Runtime settings from the environment (pydantic-settings); built on demand, never at import."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """``DATABASE_URL``, ``MEDIA_ROOT``, ``SECRET_KEY``, ``RESEARCHER_TOKEN``, ``HOST``, ``PORT``."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    database_url: str = "sqlite:///var/study.db"
+    media_root: Path = Path("var/media")
+    secret_key: str = Field(default="", description="Keys pseudonyms and cookies; read from var/secret_key if unset.")
+    secret_key_file: Path = Path("var/secret_key")
+    researcher_token: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = 64_000
+    db_pool_size: int = 10
+
+    @model_validator(mode="after")
+    def _stable_secret(self) -> Settings:
+        """Without SECRET_KEY, keep one random key in ``secret_key_file`` so pseudonyms survive restarts."""
+        if not self.secret_key:
+            path = self.secret_key_file
+            if path.is_file():
+                self.secret_key = path.read_text(encoding="utf-8").strip()
+            if not self.secret_key:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self.secret_key = secrets.token_urlsafe(32)
+                path.write_text(self.secret_key + "\n", encoding="utf-8")
+                path.chmod(0o600)
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

@@ -1,0 +1,45 @@
+"""``create_app()``: the FastAPI application factory (engine, templates and routes are built here, not at import)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from app.clock import Clock, utcnow
+from app.config import Settings
+from app.db import create_tables, make_engine
+from app.middleware import BodyLimit, SecurityHeaders
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    settings = settings or Settings()
+    engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        create_tables(engine)
+        yield
+        engine.dispose()
+
+    app = FastAPI(title="scoft-study", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.clock = clock or utcnow
+    app.state.templates = Jinja2Templates(directory=str(PACKAGE_DIR / "templates"))
+    app.mount("/static", StaticFiles(directory=str(PACKAGE_DIR / "static")), name="static")
+
+    from app.routes import api, participant, researcher
+
+    app.include_router(participant.router)
+    app.include_router(researcher.router)
+    app.include_router(api.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
+    return app

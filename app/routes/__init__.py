@@ -1,0 +1,1 @@
+"""HTTP routes: participant pages, researcher console, JSON API."""

@@ -1,0 +1,5 @@
+"""Placeholder router until the api routes land."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

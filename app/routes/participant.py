@@ -1,0 +1,5 @@
+"""Participant pages."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

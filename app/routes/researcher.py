@@ -1,0 +1,5 @@
+"""Placeholder router until the researcher routes land."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
