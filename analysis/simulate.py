@@ -5,9 +5,9 @@ A participant's log-worth for a model is the population log-worth (per model, op
 Gaussian noise with standard deviation ``heterogeneity``; each ranking is one Plackett–Luce draw, sampled with the
 Gumbel-max trick (sort utilities plus Gumbel noise), vectorised over all rankings at once.
 
-Careless participants (share ``attention_failure_rate``) rank at random and usually fail attention checks;
-attentive ones rarely do. A participant is excluded when their failed checks reach the design's
-``exclude_after_failed_checks``. Image order follows a cyclic Latin square over models (or a shuffle), and
+Careless participants (share ``attention_failure_rate``) rank at random, so they usually fail attention checks
+(rank a marked image last); attentive ones rarely do. A participant is excluded when their failed checks reach the
+design's ``exclude_after_failed_checks``. Image order follows a cyclic Latin square over models (or a shuffle), and
 ``position_bias`` adds ``-position_bias * initial_position`` to every image's log-worth.
 """
 
@@ -47,7 +47,6 @@ COLUMNS = [
     "excluded",
 ]
 
-ATTENTION_PROMPT = "attention-check"
 _START = np.datetime64("2026-01-05T08:00:00", "s")
 
 
@@ -211,10 +210,15 @@ def simulate_responses(
     position_bias: float = 0.0,
     pages_per_participant: int | None = None,
     seed: int = 0,
-    careless_check_failure: float = 0.8,
     attentive_check_failure: float = 0.02,
 ) -> pd.DataFrame:
-    """Simulate a study's ``responses.csv`` rows (columns exactly as DESIGN.md, in order)."""
+    """Simulate a study's ``responses.csv`` rows (columns exactly as DESIGN.md, in order).
+
+    Attention checks follow the platform: a page of the participant's culture shown for one criterion, where one
+    marked image must be ranked last. Careless participants rank at random (so they pass a check by chance,
+    1 in K); attentive ones fail a check with probability ``attentive_check_failure``. Repeat pages show an
+    earlier regular page again, last, with a different image order.
+    """
     spec = as_spec(design_or_spec)
     if heterogeneity < 0:
         raise ValueError("heterogeneity must be >= 0")
@@ -232,23 +236,15 @@ def simulate_responses(
         else {c: int(participants_per_culture.get(c, 0)) for c in spec.cultures}
     )
 
-    # ---- page catalogue: regular pages of every culture, then one attention page per (culture, check) ----------
+    # ---- page catalogue: the pages of every culture, in culture order ------------------------------------------
     catalogue: list[SimPage] = []
     first_page: dict[str, int] = {}
     for c in spec.cultures:
         first_page[c] = len(catalogue)
         catalogue.extend(spec.pages[c])
-    attention_first: dict[str, int] = {}
-    for c in spec.cultures:
-        attention_first[c] = len(catalogue)
-        catalogue.extend(
-            SimPage(f"{ATTENTION_PROMPT}-{c}-{j + 1}", c, ATTENTION_PROMPT, j + 1) for j in range(spec.attention_checks)
-        )
 
-    # ---- slots: one row per (participant, page shown) -------------------------------------------------------
-    slot_parts: dict[str, list[np.ndarray]] = {
-        key: [] for key in ("participant", "culture", "page", "attention", "repeat", "offset")
-    }
+    # ---- slots: one per (participant, page shown) ---------------------------------------------------------------
+    parts: dict[str, list[np.ndarray]] = {k_: [] for k_ in ("participant", "page", "kind", "offset")}
     participant_culture: list[int] = []
     for ci, c in enumerate(spec.cultures):
         n_part = counts[c]
@@ -256,85 +252,92 @@ def simulate_responses(
             continue
         n_pages = len(spec.pages[c])
         n_reg = min(ppp, n_pages)
-        n_rep = min(spec.repeat_pages, n_reg)
         n_att = spec.attention_checks
+        n_rep = min(spec.repeat_pages, n_reg)
         n_slots = n_reg + n_att + n_rep
         local = np.arange(n_part)
         pid0 = len(participant_culture)
         participant_culture.extend([ci] * n_part)
-        reg = (local[:, None] * n_reg + np.arange(n_reg)[None, :]) % n_pages  # even coverage of the culture's pages
         kind = np.zeros(n_slots, dtype=np.int8)  # 0 regular, 1 attention, 2 repeat
         if n_att:  # checks spread evenly among the regular pages
             kind[(np.arange(1, n_att + 1) * (n_reg + n_att)) // (n_att + 1)] = 1
         kind[n_reg + n_att :] = 2
-        page = np.empty((n_part, n_slots), dtype=np.int64)
-        page[:, kind == 0] = first_page[c] + reg
-        page[:, kind == 1] = attention_first[c] + np.arange(n_att)[None, :]
-        page[:, kind == 2] = first_page[c] + reg[:, :n_rep]
-        local_page = page - first_page[c]
+        reg = (local[:, None] * n_reg + np.arange(n_reg)[None, :]) % n_pages  # even coverage of the pages
+        local_page = np.empty((n_part, n_slots), dtype=np.int64)
+        local_page[:, kind == 0] = reg
+        local_page[:, kind == 1] = rng.integers(0, n_pages, (n_part, n_att))
+        local_page[:, kind == 2] = reg[:, :n_rep]
         offset = (local[:, None] + local_page) % k
-        slot_parts["participant"].append(np.repeat(pid0 + local, n_slots))
-        slot_parts["culture"].append(np.full(n_part * n_slots, ci))
-        slot_parts["page"].append(page.ravel())
-        slot_parts["attention"].append(np.tile(kind == 1, n_part))
-        slot_parts["repeat"].append(np.tile(kind == 2, n_part))
-        slot_parts["offset"].append(offset.ravel())
+        offset[:, kind == 2] += 1 + k // 2  # a repeat shows its page in another order
+        parts["participant"].append(np.repeat(pid0 + local, n_slots))
+        parts["page"].append((first_page[c] + local_page).ravel())
+        parts["kind"].append(np.tile(kind, n_part))
+        parts["offset"].append(offset.ravel())
     if not participant_culture:
         raise ValueError("no participants to simulate")
-    slot = {key: np.concatenate(v) for key, v in slot_parts.items()}
-    n_participants = len(participant_culture)
+    s_part, s_page, s_kind, s_offset = (np.concatenate(parts[k_]) for k_ in ("participant", "page", "kind", "offset"))
+    s_att, s_rep = s_kind == 1, s_kind == 2
+    n_participants, n_slot = len(participant_culture), len(s_page)
     p_culture = np.asarray(participant_culture)
-    n_slot = len(slot["page"])
 
-    # ---- participants: tastes, carelessness, attention checks, exclusions -----------------------------------
+    # ---- participants' tastes ------------------------------------------------------------------------------------
     careless = rng.random(n_participants) < attention_failure_rate
     taste = pop[p_culture][:, None, :] + heterogeneity * rng.standard_normal((n_participants, n_crit, k))
     taste[careless] = 0.0
-    fail_p = np.where(careless, careless_check_failure, attentive_check_failure)
-    slot_failed = slot["attention"] & (rng.random(n_slot) < fail_p[slot["participant"]])
-    failed_checks = np.bincount(slot["participant"], weights=slot_failed, minlength=n_participants)
-    excluded = (failed_checks >= spec.exclude_after_failed_checks) & (spec.attention_checks > 0)
 
-    # ---- image positions: cyclic Latin square over models, or a shuffle --------------------------------------
+    # ---- image positions: cyclic Latin square over models, or a shuffle ----------------------------------------
     if spec.position_balance == "latin":
-        position = (np.arange(k)[None, :] + slot["offset"][:, None]) % k  # slot × model -> 0-based position
+        position = (np.arange(k)[None, :] + s_offset[:, None]) % k  # slot × model -> 0-based position
     else:
         position = np.argsort(rng.random((n_slot, k)), axis=1)
 
-    # ---- rankings: Plackett–Luce by Gumbel-max, one per (slot, criterion) -------------------------------------
+    # ---- rankings: Plackett–Luce by Gumbel-max, one per (slot, criterion) ---------------------------------------
     n_rank = n_slot * n_crit
-    util = taste[slot["participant"]].reshape(n_rank, k)
-    util = util - position_bias * np.repeat(position, n_crit, axis=0)
+    util = taste[s_part].reshape(n_rank, k)
+    util -= position_bias * np.repeat(position, n_crit, axis=0)
     util += rng.gumbel(size=(n_rank, k))
-    rank = _ranks_descending(util)
-    # attention pages: an instructed order (rank = shown position + 1); a failed check gets it wrong
-    att_rows = np.repeat(slot["attention"], n_crit)
-    if att_rows.any():
-        instructed = np.repeat(position, n_crit, axis=0)[att_rows] + 1
-        failed_rows = np.repeat(slot_failed, n_crit)[att_rows]
-        wrong = np.roll(instructed, 1, axis=1)
-        rank[att_rows] = np.where(failed_rows[:, None], wrong, instructed)
 
-    # ---- time on page and submission times -------------------------------------------------------------------
-    slot_careless = careless[slot["participant"]]
-    base = np.where(slot_careless, 5.0, 9.0 + 4.0 * k * n_crit / 4)
+    # attention checks: one criterion per check page, a marked image that must be ranked last
+    check_crit = rng.integers(0, n_crit, n_slot)
+    marked = rng.integers(0, k, n_slot)
+    att_idx = np.flatnonzero(s_att)
+    slip = rng.random(len(att_idx)) < attentive_check_failure
+    follows = ~careless[s_part[att_idx]] & ~slip
+    att_rank_rows = att_idx * n_crit + check_crit[att_idx]
+    util[att_rank_rows[follows], marked[att_idx[follows]]] = -np.inf
+    slipped = ~careless[s_part[att_idx]] & slip  # an attentive slip: the marked image gets ranked first
+    util[att_rank_rows[slipped], marked[att_idx[slipped]]] = np.inf
+    rank = _ranks_descending(util)
+    slot_failed = np.zeros(n_slot, dtype=bool)
+    slot_failed[att_idx] = rank[att_rank_rows, marked[att_idx]] != k
+    failed_checks = np.bincount(s_part, weights=slot_failed, minlength=n_participants)
+    excluded = (failed_checks >= spec.exclude_after_failed_checks) & (spec.attention_checks > 0)
+
+    # ---- time on page and submission times ---------------------------------------------------------------------
+    base = np.where(careless[s_part], 5.0, 9.0 + 4.0 * k * n_crit / 4)
+    base = np.where(s_att, base / n_crit, base)
     seconds = np.round(base * rng.lognormal(0.0, 0.45, n_slot), 1)
     gaps = seconds + rng.exponential(3.0, n_slot)
     start = rng.integers(0, 14 * 24 * 3600, n_participants)
     cum = np.cumsum(gaps)
-    first_of = np.r_[0, np.flatnonzero(np.diff(slot["participant"])) + 1]
+    first_of = np.r_[0, np.flatnonzero(np.diff(s_part)) + 1]
     before = np.repeat(cum[first_of] - gaps[first_of], np.diff(np.r_[first_of, n_slot]))
-    submitted = _START + (start[slot["participant"]] + (cum - before)).astype("timedelta64[s]")
+    submitted = _START + (start[s_part] + (cum - before)).astype("timedelta64[s]")
     submitted_text = np.char.add(np.datetime_as_string(submitted, unit="s").astype(object), "Z")
 
-    # ---- assemble one row per (slot, criterion, model) -------------------------------------------------------
-    per_row_slot = np.repeat(np.arange(n_slot), n_crit * k)
-    crit_idx = np.tile(np.repeat(np.arange(n_crit), k), n_slot)
-    model_idx = np.tile(np.arange(k), n_rank)
-    row_participant = slot["participant"][per_row_slot]
-    row_page = slot["page"][per_row_slot]
-    init_pos = position[per_row_slot, model_idx]
-    rank_flat = rank.ravel()
+    # ---- one row per (slot, criterion, model); check pages keep only their criterion ----------------------------
+    rank_slot = np.repeat(np.arange(n_slot), n_crit)
+    rank_crit = np.tile(np.arange(n_crit), n_slot)
+    keep_rank = ~s_att[rank_slot] | (rank_crit == check_crit[rank_slot])
+    rank_ids = np.flatnonzero(keep_rank)
+    row_rank = np.repeat(rank_ids, k)
+    model_idx = np.tile(np.arange(k), len(rank_ids))
+    row_slot = rank_slot[row_rank]
+    row_participant = s_part[row_slot]
+    row_page = s_page[row_slot]
+    init_pos = position[row_slot, model_idx]
+    rank_flat = rank[row_rank, model_idx]
+    n_rows = len(rank_flat)
 
     pids = _participant_ids(spec.round_id, seed, n_participants)
     cultures = np.array(spec.cultures, dtype=object)
@@ -343,29 +346,29 @@ def simulate_responses(
     prompt_ids = np.array([p.prompt_id for p in catalogue], dtype=object)
     page_seeds = np.array([p.seed for p in catalogue], dtype=np.int64)
     image_ids = _image_ids(spec.round_id, catalogue, spec.models)
-    attention_passed = pd.array(np.where(slot["attention"], ~slot_failed, False), dtype="boolean")
-    attention_passed[~slot["attention"]] = pd.NA
+    passed = pd.array(~slot_failed, dtype="boolean")
+    passed[~s_att] = pd.NA
 
     columns = {
-        "round_id": np.full(len(rank_flat), spec.round_id, dtype=object),
+        "round_id": np.full(n_rows, spec.round_id, dtype=object),
         "participant_id": pids[row_participant],
         "participant_culture": cultures[p_culture[row_participant]],
         "page_id": page_ids[row_page],
         "page_culture": page_cult[row_page],
         "prompt_id": prompt_ids[row_page],
         "seed": page_seeds[row_page],
-        "criterion": np.array(spec.criteria, dtype=object)[crit_idx],
+        "criterion": np.array(spec.criteria, dtype=object)[rank_crit[row_rank]],
         "model_id": np.array(spec.models, dtype=object)[model_idx],
         "image_id": image_ids[row_page, model_idx],
         "rank": rank_flat.astype(np.int64),
-        "n_items": np.full(len(rank_flat), k, dtype=np.int64),
+        "n_items": np.full(n_rows, k, dtype=np.int64),
         "initial_position": init_pos.astype(np.int64),
         "moved": rank_flat != init_pos + 1,
-        "seconds_on_page": seconds[per_row_slot],
-        "submitted_at": submitted_text[per_row_slot],
-        "is_attention_check": slot["attention"][per_row_slot],
-        "is_repeat": slot["repeat"][per_row_slot],
-        "attention_passed": attention_passed.take(per_row_slot),
+        "seconds_on_page": seconds[row_slot],
+        "submitted_at": submitted_text[row_slot],
+        "is_attention_check": s_att[row_slot],
+        "is_repeat": s_rep[row_slot],
+        "attention_passed": passed.take(row_slot),
         "excluded": excluded[row_participant],
     }
     return pd.DataFrame(columns, columns=COLUMNS)
