@@ -1,0 +1,148 @@
+"""Classical tests on participant-level matrices (blocks × treatments), the participant being the unit."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+from statsmodels.stats.multitest import multipletests
+
+DIFF_DECIMALS = 10
+
+
+def friedman_statistic(matrix: np.ndarray) -> tuple[float, int]:
+    """Tie-corrected Friedman chi-square of a blocks × treatments matrix (as scipy computes it; works for K = 2)."""
+    x = np.asarray(matrix, dtype=np.float64)
+    n, k = x.shape
+    ranks = sps.rankdata(x, axis=1)
+    ties = 0.0
+    for row in np.sort(x, axis=1):
+        _, t = np.unique(row, return_counts=True)
+        ties += float(np.sum(t**3 - t))
+    correction = 1.0 - ties / (n * k * (k * k - 1))
+    ssbn = float(np.sum(ranks.sum(axis=0) ** 2))
+    chi2 = 12.0 / (n * k * (k + 1)) * ssbn - 3.0 * n * (k + 1)
+    if correction <= 0:
+        return float("nan"), k - 1
+    return chi2 / correction, k - 1
+
+
+def friedman_matrix(matrix: np.ndarray | pd.DataFrame) -> dict:
+    """Friedman test and Kendall's W on a blocks × treatments matrix; rows with any NaN are dropped.
+
+    ``scipy.stats.friedmanchisquare`` for K ≥ 3 (the same formula for K = 2, which scipy refuses);
+    ``kendall_w = statistic / (n (K − 1))``.
+    """
+    x = np.asarray(matrix, dtype=np.float64)
+    x = x[~np.isnan(x).any(axis=1)]
+    n, k = x.shape if x.ndim == 2 else (0, 0)
+    out = {"statistic": float("nan"), "df": max(k - 1, 0), "p": float("nan"), "kendall_w": float("nan")}
+    out["n_participants"] = int(n)
+    if n < 2 or k < 2:
+        return out
+    if np.all(x == x[:, :1]):
+        out.update(statistic=0.0, p=1.0, kendall_w=0.0)
+        return out
+    if k >= 3:
+        res = sps.friedmanchisquare(*x.T)
+        stat, p = float(res.statistic), float(res.pvalue)
+    else:
+        stat, _ = friedman_statistic(x)
+        p = float(sps.chi2.sf(stat, k - 1))
+    out.update(statistic=stat, p=p, kendall_w=stat / (n * (k - 1)))
+    return out
+
+
+def signed_rank(diff: np.ndarray, **wilcoxon_kwargs) -> tuple[float, float]:
+    """``scipy.stats.wilcoxon`` on paired differences; (0, 1) when every difference is zero."""
+    d = np.asarray(diff, dtype=np.float64)
+    d = d[~np.isnan(d)]
+    if len(d) == 0:
+        return float("nan"), float("nan")
+    if np.all(d == 0):
+        return 0.0, 1.0
+    res = sps.wilcoxon(d, **wilcoxon_kwargs)
+    return float(res.statistic), float(res.pvalue)
+
+
+def pairwise_wilcoxon_matrix(
+    matrix: np.ndarray | pd.DataFrame,
+    labels: Sequence | None = None,
+    *,
+    decimals: int | None = DIFF_DECIMALS,
+    **wilcoxon_kwargs,
+) -> pd.DataFrame:
+    """All pairs (a, b) of columns: Wilcoxon signed-rank on a − b per row, Holm over the pairs.
+
+    Differences are rounded to ``decimals`` so that equal differences tie exactly despite float round-off (mean ranks
+    are rationals; ``None`` keeps raw float differences, as R and scipy on raw data do). Rows with a NaN in either
+    column are dropped pairwise.
+    """
+    if isinstance(matrix, pd.DataFrame):
+        labels = list(matrix.columns) if labels is None else list(labels)
+        matrix = matrix.to_numpy(dtype=np.float64)
+    x = np.asarray(matrix, dtype=np.float64)
+    labels = list(range(x.shape[1])) if labels is None else list(labels)
+    rows = []
+    for i, j in itertools.combinations(range(x.shape[1]), 2):
+        d = x[:, i] - x[:, j]
+        if decimals is not None:
+            d = np.round(d, decimals)
+        stat, p = signed_rank(d, **wilcoxon_kwargs)
+        rows.append({"a": labels[i], "b": labels[j], "statistic": stat, "p": p, "n": int(np.sum(~np.isnan(d)))})
+    out = pd.DataFrame(rows, columns=["a", "b", "statistic", "p", "n"])
+    out["p_holm"] = holm(out["p"].to_numpy())
+    return out
+
+
+def holm(p: np.ndarray) -> np.ndarray:
+    """Holm-adjusted p-values (statsmodels ``multipletests(method="holm")``); NaN stays NaN."""
+    p = np.asarray(p, dtype=np.float64)
+    out = np.full_like(p, np.nan)
+    ok = ~np.isnan(p)
+    if ok.any():
+        out[ok] = multipletests(p[ok], method="holm")[1]
+    return out
+
+
+def kruskal_groups(groups: dict[str, Sequence[float]]) -> dict:
+    """Kruskal–Wallis H test across groups (``scipy.stats.kruskal``); groups with no values are left out."""
+    clean = {g: np.asarray(v, dtype=np.float64) for g, v in groups.items()}
+    clean = {g: v[~np.isnan(v)] for g, v in clean.items()}
+    clean = {g: v for g, v in clean.items() if len(v)}
+    out = {"statistic": float("nan"), "df": max(len(clean) - 1, 0), "p": float("nan"), "n_groups": len(clean)}
+    if len(clean) < 2:
+        return out
+    allv = np.concatenate(list(clean.values()))
+    if np.all(allv == allv[0]):
+        out.update(statistic=0.0, p=1.0)
+        return out
+    res = sps.kruskal(*clean.values())
+    out.update(statistic=float(res.statistic), p=float(res.pvalue))
+    return out
+
+
+def kendall_tau_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Kendall's tau-b between matching rows of two (N, K) arrays of ranks (NaN = absent, compared pairwise)."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    ok = ~np.isnan(x) & ~np.isnan(y)
+    with np.errstate(invalid="ignore"):
+        sx = np.sign(x[:, :, None] - x[:, None, :])
+        sy = np.sign(y[:, :, None] - y[:, None, :])
+    both = ok[:, :, None] & ok[:, None, :]
+    upper = np.triu(np.ones(x.shape[1:] * 2, dtype=bool), 1)[None, :, :] & both
+    sx = np.where(upper, sx, 0.0)
+    sy = np.where(upper, sy, 0.0)
+    num = np.sum(sx * sy, axis=(1, 2))
+    den = np.sqrt(np.sum(sx != 0, axis=(1, 2)) * np.sum(sy != 0, axis=(1, 2)).astype(np.float64))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / den, np.nan)
+
+
+def chi2_p(statistic: float, df: int) -> float:
+    return float(sps.chi2.sf(statistic, df)) if math.isfinite(statistic) and df > 0 else float("nan")

@@ -1,0 +1,223 @@
+"""Plackett–Luce maximum likelihood, batched over weightings of the same data.
+
+A ranking ``o_1 > o_2 > … > o_m`` is a sequence of ``m − 1`` choices: ``o_i`` chosen from the set ``{o_i, …, o_m}``.
+The likelihood depends on the data only through how often each *stage type* (choice set, chosen item) occurs, so a
+table of rankings reduces to a vector of stage-type counts (at most ``K · 2^(K−1)`` types; 32 for K = 4).
+Per-participant counts and a ``B × P`` matrix of bootstrap draws give all ``B`` resamples' count vectors at once,
+and Newton's method runs on all of them together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+_MAX_ABS_LOG_WORTH = 30.0
+_CHUNK_ELEMENTS = 4_000_000
+
+
+@dataclass(frozen=True)
+class StageTypes:
+    """Distinct (choice set, chosen item) pairs and, per ranking stage, which type it is."""
+
+    sets: np.ndarray  # (T, K) bool: items in the choice set
+    chosen: np.ndarray  # (T,) int: the item chosen
+    stage_type: np.ndarray  # (J, K-1) int type index, -1 where the ranking has no such stage
+
+
+def _orderings(ranks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Items in rank order (absent items last) and the number of ranked items per row."""
+    present = ~np.isnan(ranks)
+    length = present.sum(axis=1)
+    key = np.where(present, ranks, np.inf)
+    order = np.argsort(key, axis=1, kind="stable")
+    sorted_ranks = np.take_along_axis(key, order, axis=1)
+    with np.errstate(invalid="ignore"):
+        tied = (np.diff(sorted_ranks, axis=1) == 0) & np.isfinite(sorted_ranks[:, 1:])
+    if tied.any():
+        row = int(np.nonzero(tied.any(axis=1))[0][0])
+        raise ValueError(f"ranking {row} has tied ranks; Plackett–Luce needs strict rankings")
+    return order, length
+
+
+def stage_types(ranks: np.ndarray) -> StageTypes:
+    """Encode every choice stage of every ranking (rows of ``ranks``; NaN = item absent)."""
+    ranks = np.asarray(ranks, dtype=np.float64)
+    n, k = ranks.shape
+    if k > 30:
+        raise ValueError("Plackett–Luce stage encoding supports at most 30 items per table")
+    order, length = _orderings(ranks)
+    bits = np.left_shift(np.int64(1), order.astype(np.int64))
+    bits = np.where(np.arange(k)[None, :] < length[:, None], bits, 0)
+    suffix = np.cumsum(bits[:, ::-1], axis=1)[:, ::-1]  # suffix[:, i] = bits of items ranked i-th or later
+    n_stages = max(k - 1, 0)
+    valid = np.arange(n_stages)[None, :] < (length[:, None] - 1)
+    code = suffix[:, :n_stages] * k + order[:, :n_stages]
+    code = np.where(valid, code, -1)
+    uniq, inverse = np.unique(code[valid], return_inverse=True)
+    stage = np.full((n, n_stages), -1, dtype=np.int64)
+    stage[valid] = inverse
+    set_bits, chosen = np.divmod(uniq, k)
+    sets = ((set_bits[:, None] >> np.arange(k)[None, :]) & 1).astype(bool)
+    return StageTypes(sets=sets, chosen=chosen.astype(np.int64), stage_type=stage)
+
+
+def stage_counts(types: StageTypes, group: np.ndarray, n_groups: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """(G, T) weighted count of each stage type within each group (e.g. participant) of rankings."""
+    n_types = len(types.chosen)
+    st = types.stage_type
+    w = np.ones(st.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
+    rows, cols = np.nonzero(st >= 0)
+    flat = group[rows] * n_types + st[rows, cols]
+    return np.bincount(flat, weights=w[rows], minlength=n_groups * n_types).reshape(n_groups, n_types)
+
+
+def _softmax_sets(theta: np.ndarray, sets: np.ndarray) -> np.ndarray:
+    """(B, T, K) choice probabilities within each stage type's set."""
+    logits = np.where(sets[None, :, :], theta[:, None, :], -np.inf)
+    logits = logits - logits.max(axis=2, keepdims=True)
+    e = np.exp(logits)
+    return e / e.sum(axis=2, keepdims=True)
+
+
+def log_likelihood(theta: np.ndarray, counts: np.ndarray, types: StageTypes) -> np.ndarray:
+    """Plackett–Luce log-likelihood for each row of ``theta`` (B, K) with stage counts ``counts`` (B, T)."""
+    logits = np.where(types.sets[None, :, :], theta[:, None, :], -np.inf)
+    m = logits.max(axis=2, keepdims=True)
+    lse = (m + np.log(np.exp(logits - m).sum(axis=2, keepdims=True)))[:, :, 0]
+    chosen = theta[:, types.chosen]
+    return np.sum(counts * (chosen - lse), axis=1)
+
+
+def _grad_info(theta: np.ndarray, counts: np.ndarray, types: StageTypes) -> tuple[np.ndarray, np.ndarray]:
+    k = theta.shape[1]
+    prob = _softmax_sets(theta, types.sets)
+    onehot = np.eye(k)[types.chosen]
+    expected = np.einsum("bt,btk->bk", counts, prob)
+    grad = counts @ onehot - expected
+    info = np.einsum("bk,kl->bkl", expected, np.eye(k)) - np.einsum("bt,btk,btl->bkl", counts, prob, prob)
+    return grad, info
+
+
+def _fit_chunk(
+    counts: np.ndarray, types: StageTypes, active: np.ndarray, alpha: float, max_iter: int, tol: float
+) -> tuple[np.ndarray, np.ndarray]:
+    b, k = counts.shape[0], types.sets.shape[1]
+    theta = np.zeros((b, k))
+    converged = np.zeros(b, dtype=bool)
+    ones = np.outer(active, active).astype(np.float64)
+    inactive = np.diag((~active).astype(np.float64))
+    ll = log_likelihood(theta, counts, types) - 0.5 * alpha * np.sum(theta**2, axis=1)
+    for _ in range(max_iter):
+        todo = ~converged
+        if not todo.any():
+            break
+        th, cn = theta[todo], counts[todo]
+        grad, info = _grad_info(th, cn, types)
+        grad = (grad - alpha * th) * active
+        scale = np.maximum(np.einsum("bkk->b", info), 1.0)[:, None, None]
+        system = info + alpha * np.eye(k) + ones + inactive + 1e-10 * scale * np.eye(k)
+        step = np.linalg.solve(system, grad[:, :, None])[:, :, 0]
+        old = ll[todo]
+        t = np.ones(len(th))
+        new_theta = np.clip(th + step, -_MAX_ABS_LOG_WORTH, _MAX_ABS_LOG_WORTH)
+        new_ll = log_likelihood(new_theta, cn, types) - 0.5 * alpha * np.sum(new_theta**2, axis=1)
+        for _ in range(40):
+            worse = new_ll < old - 1e-12 * np.maximum(1.0, np.abs(old))
+            if not worse.any():
+                break
+            t[worse] *= 0.5
+            cand = np.clip(th[worse] + t[worse, None] * step[worse], -_MAX_ABS_LOG_WORTH, _MAX_ABS_LOG_WORTH)
+            new_theta[worse] = cand
+            new_ll[worse] = log_likelihood(cand, cn[worse], types) - 0.5 * alpha * np.sum(cand**2, axis=1)
+        moved = np.max(np.abs(new_theta - th), axis=1)
+        idx = np.nonzero(todo)[0]
+        theta[idx] = new_theta
+        ll[idx] = new_ll
+        converged[idx] = (moved < tol) & (np.max(np.abs(new_theta), axis=1) < _MAX_ABS_LOG_WORTH - 1e-9)
+    theta = np.where(active[None, :], theta, np.nan)
+    theta = theta - np.nanmean(theta, axis=1, keepdims=True)
+    return theta, converged
+
+
+def fit_counts(
+    counts: np.ndarray,
+    types: StageTypes,
+    *,
+    alpha: float = 0.0,
+    max_iter: int = 100,
+    tol: float = 1e-9,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Maximum-likelihood log-worths (centred over items that occur) for each row of stage counts (B, T).
+
+    Returns ``(theta, converged)``; ``theta`` is (B, K), NaN for items that never appear in a choice set. Where the
+    MLE does not exist (an item always ranked last, say) Newton's steps drift and the row reports not converged.
+    """
+    counts = np.atleast_2d(np.asarray(counts, dtype=np.float64))
+    k = types.sets.shape[1]
+    active = (types.sets.T.astype(np.float64) @ counts.sum(axis=0)) > 0
+    per_row = max(1, len(types.chosen) * k * k)
+    chunk = max(1, _CHUNK_ELEMENTS // per_row)
+    thetas, conv = [], []
+    for start in range(0, counts.shape[0], chunk):
+        th, cv = _fit_chunk(counts[start : start + chunk], types, active, alpha, max_iter, tol)
+        thetas.append(th)
+        conv.append(cv)
+    if not thetas:
+        return np.zeros((0, k)), np.zeros(0, dtype=bool)
+    return np.concatenate(thetas), np.concatenate(conv)
+
+
+def information(theta: np.ndarray, counts: np.ndarray, types: StageTypes) -> np.ndarray:
+    """Observed Fisher information (K, K) at ``theta`` for one count vector."""
+    th = np.nan_to_num(np.asarray(theta, dtype=np.float64)[None, :], nan=-np.inf)
+    th = np.where(np.isfinite(th), th, 0.0)
+    _, info = _grad_info(th, np.asarray(counts, dtype=np.float64)[None, :], types)
+    return info[0]
+
+
+def constrained_se(info: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """Standard errors of sum-zero log-worths: square roots of the diagonal of the information's pseudo-inverse.
+
+    The information matrix has the all-ones vector in its null space (worths are defined up to a common factor); its
+    Moore–Penrose inverse is the covariance of the parameters under the constraint that they sum to zero.
+    """
+    se = np.full(info.shape[0], np.nan)
+    idx = np.nonzero(active)[0]
+    if len(idx) < 2:
+        return se
+    cov = np.linalg.pinv(info[np.ix_(idx, idx)], hermitian=True)
+    se[idx] = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    return se
+
+
+def plackett_luce(
+    rankings: np.ndarray,
+    *,
+    weights: np.ndarray | None = None,
+    alpha: float = 0.0,
+    max_iter: int = 200,
+    tol: float = 1e-10,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Plackett–Luce MLE from a judgments × items array of ranks (1 = best, NaN = item absent).
+
+    Returns ``(log_worths, se)``: log-worths centred to sum 0 over the items that occur, and standard errors from the
+    observed Fisher information under that constraint. ``weights`` (one per judgment) multiply the log-likelihood
+    terms; ``alpha`` adds a Gaussian penalty ``alpha/2 · ||θ||²`` (0 = plain MLE).
+    """
+    rankings = np.asarray(rankings, dtype=np.float64)
+    if rankings.ndim != 2:
+        raise ValueError("rankings must be a 2-D array (judgments × items)")
+    if weights is not None and len(weights) != rankings.shape[0]:
+        raise ValueError("weights must have one entry per judgment")
+    types = stage_types(rankings)
+    counts = stage_counts(types, np.zeros(rankings.shape[0], dtype=np.int64), 1, weights)[0]
+    if counts.sum() == 0:
+        nan = np.full(rankings.shape[1], np.nan)
+        return nan, nan
+    theta, _ = fit_counts(counts[None, :], types, alpha=alpha, max_iter=max_iter, tol=tol)
+    theta = theta[0]
+    active = ~np.isnan(theta)
+    info = information(theta, counts, types) + alpha * np.eye(len(theta))
+    return theta, constrained_se(info, active)

@@ -1,0 +1,171 @@
+"""Per-participant sufficient statistics of a long ranking table, and participant-bootstrap weights.
+
+Every statistic the report bootstraps is a ratio of sums over participants (rank sums, pairwise win counts,
+Plackett–Luce stage counts). The table is reduced once to participant-level arrays; a bootstrap resample is then a
+row of a ``B × P`` matrix of multinomial counts, and every resample's statistic comes out of one matrix product.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+JUDGMENT_KEYS = ("participant_id", "page_id", "criterion", "is_repeat")
+
+
+def main_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows that enter the main analysis: first rankings only (repeat pages serve test–retest reliability)."""
+    if "is_repeat" in df.columns and df["is_repeat"].to_numpy(dtype=bool).any():
+        return df[~df["is_repeat"].to_numpy(dtype=bool)]
+    return df
+
+
+def codes(values: pd.Series | np.ndarray) -> tuple[np.ndarray, pd.Index]:
+    """Dense integer codes and the sorted distinct values (category order for categoricals)."""
+    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
+        raw = values.cat.codes.to_numpy()
+        used = np.unique(raw)
+        used = used[used >= 0]
+        lookup = np.full(len(values.cat.categories), -1, dtype=np.int64)
+        lookup[used] = np.arange(len(used))
+        return lookup[raw], pd.Index(values.cat.categories[used])
+    c, uniques = pd.factorize(values, sort=True)
+    return c.astype(np.int64), pd.Index(uniques)
+
+
+def judgment_ids(df: pd.DataFrame, keys: tuple[str, ...] = JUDGMENT_KEYS) -> np.ndarray:
+    """One integer per (participant, page, criterion, repeat) ranking, dense 0..J-1."""
+    key = np.zeros(len(df), dtype=np.int64)
+    for col in keys:
+        if col not in df.columns:
+            continue
+        c, uniq = codes(df[col])
+        key = key * max(len(uniq), 1) + c
+    return pd.factorize(key)[0].astype(np.int64)
+
+
+def bootstrap_weights(n: int, n_boot: int, seed: int | np.random.Generator) -> np.ndarray:
+    """``n_boot × n`` matrix: how many times each participant is drawn in each resample (rows sum to n)."""
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    if n_boot <= 0 or n == 0:
+        return np.zeros((0, n))
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
+
+
+def percentile_ci(samples: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile interval over axis 0, ignoring resamples where the statistic is undefined."""
+    if samples.shape[0] == 0:
+        nan = np.full(samples.shape[1:], np.nan)
+        return nan, nan
+    tail = 100 * (1 - level) / 2
+    with np.errstate(all="ignore"):
+        lo, hi = np.nanpercentile(samples, [tail, 100 - tail], axis=0)
+    return lo, hi
+
+
+@dataclass(frozen=True)
+class RankTable:
+    """A long table reduced to a judgments × models rank matrix and a participant code per judgment."""
+
+    participants: pd.Index
+    models: pd.Index
+    ranks: np.ndarray  # (J, K) float, NaN where the model is absent from the judgment
+    participant_of: np.ndarray  # (J,) int codes into ``participants``
+
+    @classmethod
+    def from_long(
+        cls,
+        df: pd.DataFrame,
+        *,
+        keep_repeats: bool = False,
+        group_col: str = "participant_id",
+        item_col: str = "model_id",
+    ) -> RankTable:
+        """Reduce a long table; ``group_col`` names the unit whose sums are kept (participants by default)."""
+        missing = [c for c in ("participant_id", item_col, "rank", group_col) if c not in df.columns]
+        if missing:
+            raise ValueError(f"long table lacks column(s) {missing}")
+        if not keep_repeats:
+            df = main_rows(df)
+        pcode, participants = codes(df[group_col])
+        mcode, models = codes(df[item_col])
+        jid = judgment_ids(df)
+        n_j = int(jid.max()) + 1 if len(jid) else 0
+        ranks = np.full((n_j, len(models)), np.nan)
+        ranks[jid, mcode] = df["rank"].to_numpy(dtype=np.float64)
+        if np.count_nonzero(~np.isnan(ranks)) != np.count_nonzero(~np.isnan(df["rank"].to_numpy(dtype=np.float64))):
+            raise ValueError("a model appears twice in one ranking (participant, page, criterion)")
+        participant_of = np.zeros(n_j, dtype=np.int64)
+        participant_of[jid] = pcode
+        return cls(participants, models, ranks, participant_of)
+
+    # -- sizes ---------------------------------------------------------------------------------------------
+    @property
+    def n_participants(self) -> int:
+        return len(self.participants)
+
+    @property
+    def n_models(self) -> int:
+        return len(self.models)
+
+    @property
+    def n_judgments(self) -> int:
+        return self.ranks.shape[0]
+
+    def _per_participant(self, values: np.ndarray) -> np.ndarray:
+        """Sum ``values`` (J × ...) within participants → (P × ...)."""
+        flat = values.reshape(values.shape[0], -1)
+        out = np.empty((self.n_participants, flat.shape[1]))
+        for col in range(flat.shape[1]):
+            out[:, col] = np.bincount(self.participant_of, weights=flat[:, col], minlength=self.n_participants)
+        return out.reshape((self.n_participants, *values.shape[1:]))
+
+    # -- sufficient statistics -----------------------------------------------------------------------------
+    @cached_property
+    def present(self) -> np.ndarray:
+        return ~np.isnan(self.ranks)
+
+    @cached_property
+    def rank_sums(self) -> np.ndarray:
+        """(P, K) sum of each model's ranks per participant."""
+        return self._per_participant(np.where(self.present, self.ranks, 0.0))
+
+    @cached_property
+    def rank_counts(self) -> np.ndarray:
+        """(P, K) number of judgments in which each participant ranked each model."""
+        return self._per_participant(self.present.astype(np.float64))
+
+    @cached_property
+    def max_rank(self) -> int:
+        return int(np.nanmax(self.ranks)) if self.present.any() else 0
+
+    @cached_property
+    def rank_histogram(self) -> np.ndarray:
+        """(P, K, V) number of judgments in which each participant gave model k the rank v+1."""
+        v = self.max_rank
+        onehot = np.zeros((self.n_judgments, self.n_models, v))
+        j, k = np.nonzero(self.present)
+        onehot[j, k, self.ranks[j, k].astype(np.int64) - 1] = 1.0
+        return self._per_participant(onehot)
+
+    @cached_property
+    def wins(self) -> np.ndarray:
+        """(P, K, K) judgments in which the participant ranked a above b (both present)."""
+        r = self.ranks
+        with np.errstate(invalid="ignore"):
+            better = (r[:, :, None] < r[:, None, :]).astype(np.float64)
+        return self._per_participant(better)
+
+    @cached_property
+    def both(self) -> np.ndarray:
+        """(P, K, K) judgments in which both a and b were ranked."""
+        p = self.present.astype(np.float64)
+        return self._per_participant(p[:, :, None] * p[:, None, :])
+
+    def participant_means(self) -> np.ndarray:
+        """(P, K) each participant's mean rank of each model (NaN where never ranked)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.rank_sums / self.rank_counts
