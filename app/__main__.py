@@ -1,0 +1,66 @@
+"""``python -m app``: serve the study (uvicorn, ``--workers N``), printing the links of the open rounds."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+
+from sqlmodel import select
+
+from app.config import Settings
+from app.db import create_tables, make_engine, new_session
+
+
+def open_round_links(settings: Settings, base_url: str) -> list[str]:
+    from app.models import Round
+
+    engine = make_engine(settings.database_url)
+    try:
+        create_tables(engine)
+        with new_session(engine) as session:
+            rounds = session.exec(select(Round).where(Round.status == "open").order_by(Round.id)).all()
+            return [f"participant link ({r.id}): {base_url}/s/{r.id}" for r in rounds]
+    finally:
+        engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = Settings()
+    parser = argparse.ArgumentParser(prog="python -m app", description="Serve the ranking study.")
+    parser.add_argument("--host", default=settings.host)
+    parser.add_argument("--port", type=int, default=settings.port)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--access-log", action="store_true", help="log every request (URLs hold participant codes)")
+    args = parser.parse_args(argv)
+
+    token_note = ""
+    if not settings.researcher_token:
+        os.environ["RESEARCHER_TOKEN"] = secrets.token_urlsafe(18)  # shared by every worker of this run
+        token_note = (
+            f" (researcher token for this run: {os.environ['RESEARCHER_TOKEN']}; set RESEARCHER_TOKEN to fix it)"
+        )
+    os.environ.setdefault("SECRET_KEY", settings.secret_key)
+    base = f"http://{args.host}:{args.port}"
+    links = open_round_links(settings, base)
+    for line in links or ["no open rounds yet: launch one with python -m app.rounds launch"]:
+        print(line, flush=True)
+    print(f"researcher console: {base}/console{token_note}", flush=True)
+
+    import uvicorn
+
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        access_log=args.access_log,
+        server_header=False,
+        log_level="info",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

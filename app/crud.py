@@ -1,0 +1,360 @@
+"""All writes. Every public function is keyword-only and runs one transaction per state change.
+
+Enrolment locks the culture's ``RoundPage`` rows (``SELECT … FOR UPDATE`` on PostgreSQL; on SQLite the write
+transaction starts with ``BEGIN IMMEDIATE``), so concurrent workers and hosts never hand out a page beyond its target.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from app import assignment as assign
+from app.db import write
+from app.flow import Submission, SubmissionError, parse_submission
+from app.identity import PlatformEntry, platform_key, pseudonym
+from app.models import Assignment, AuditLog, Participant, Ranking, RankingSkip, Round, RoundImage, RoundPage
+from app.snapshots import round_design
+from study_designs.schema import Design
+
+OTHER_CULTURE = "other"
+
+
+class FlowError(Exception):
+    """A request that does not fit the participant's state; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def audit(session: Session, *, at: datetime, actor: str, action: str, round_id: str | None, **detail: object) -> None:
+    session.add(AuditLog(at=at, actor=actor, action=action, round_id=round_id, detail=dict(detail)))
+
+
+# -- entry and the steps before the pages ----------------------------------------------------------------------
+
+
+def find_participant(session: Session, *, round_id: str, entry: PlatformEntry, secret: str) -> Participant | None:
+    """The participant who entered this round before with the same platform id, if any."""
+    if entry.participant_id is None:
+        return None
+    return _by_key(session, round_id, platform_key(secret, round_id, entry.platform, entry.participant_id))
+
+
+def enter(session: Session, *, round_id: str, entry: PlatformEntry, secret: str, now: datetime) -> Participant:
+    """Find the participant with this platform id in the round, or enrol a new one (random id for ``none``)."""
+    pid = entry.participant_id or secrets.token_hex(16)
+    key = platform_key(secret, round_id, entry.platform, pid)
+    if entry.participant_id is not None:
+        found = _by_key(session, round_id, key)
+        if found is not None:
+            with write(session):
+                found.last_seen_at = now
+                session.add(found)
+            return found
+    try:
+        with write(session):
+            person = Participant(
+                round_id=round_id,
+                code=secrets.token_urlsafe(24),
+                platform=entry.platform,
+                platform_key=key,
+                platform_raw=entry.raw,
+                pseudonym=pseudonym(secret, round_id, entry.platform, pid),
+                status="consent",
+                created_at=now,
+                last_seen_at=now,
+            )
+            session.add(person)
+        return person
+    except IntegrityError:  # the same platform id entered twice at once: the other request created it
+        found = _by_key(session, round_id, key)
+        if found is None:
+            raise
+        return found
+
+
+def _by_key(session: Session, round_id: str, key: str) -> Participant | None:
+    return session.exec(
+        select(Participant).where(Participant.round_id == round_id, Participant.platform_key == key)
+    ).first()
+
+
+def _locked_participant(session: Session, code: str) -> Participant:
+    person = session.exec(select(Participant).where(Participant.code == code).with_for_update()).first()
+    if person is None:
+        raise FlowError(404, "Unknown participant link.")
+    return person
+
+
+def give_consent(session: Session, *, code: str, agreed: bool, now: datetime) -> Participant:
+    if not agreed:
+        raise FlowError(400, "Please tick the box to agree before continuing.")
+    with write(session):
+        person = _locked_participant(session, code)
+        if person.status == "consent":
+            person.status = "profile"
+            person.consented_at = now
+        person.last_seen_at = now
+        session.add(person)
+    return person
+
+
+def finish_instructions(session: Session, *, code: str, now: datetime) -> Participant:
+    with write(session):
+        person = _locked_participant(session, code)
+        if person.status == "instructions":
+            person.status = "active"
+        person.last_seen_at = now
+        session.add(person)
+    return person
+
+
+def choose_culture(session: Session, *, code: str, culture: str, now: datetime) -> Participant:
+    """Record the self-selected culture and store the participant's pages (assignment happens here, once)."""
+    with write(session):
+        person = _locked_participant(session, code)
+        if person.status != "profile":
+            return person  # a repeated or stale form: the culture was already chosen
+        rnd = session.get(Round, person.round_id)
+        assert rnd is not None
+        design = round_design(rnd)
+        person.last_seen_at = now
+        if culture == OTHER_CULTURE:
+            person.status, person.exclusion_reason = "ineligible", "culture not in this study"
+            session.add(person)
+            return person
+        if culture not in {c.id for c in design.cultures}:
+            raise FlowError(400, "Please choose one of the listed options.")
+        if rnd.status != "open":
+            raise FlowError(409, "This study is not taking new participants at the moment.")
+        person.culture = culture
+        slots = _assign(session, design=design, person=person, culture=culture, now=now)
+        if not slots:
+            person.status, person.exclusion_reason = "ineligible", "no pages left for this culture"
+        else:
+            person.status = "instructions"
+        session.add(person)
+        audit(
+            session,
+            at=now,
+            actor="participant",
+            action="enrol",
+            round_id=rnd.id,
+            participant=person.id,
+            culture=culture,
+            pages=len(slots),
+        )
+    return person
+
+
+def _assign(session: Session, *, design: Design, person: Participant, culture: str, now: datetime) -> list[Assignment]:
+    round_id = person.round_id
+    pages = list(
+        session.exec(
+            select(RoundPage.page_id)
+            .where(RoundPage.round_id == round_id, RoundPage.culture == culture)
+            .order_by(col(RoundPage.page_id))
+            .with_for_update()
+        ).all()
+    )
+    if not pages:
+        return []
+    coverage = page_coverage(session, round_id=round_id, culture=culture, now=now)
+    latin_base = session.exec(
+        select(func.count())
+        .select_from(Assignment)
+        .where(Assignment.round_id == round_id, Assignment.culture == culture, Assignment.kind == "regular")
+    ).one()
+    index = session.exec(
+        select(func.count())
+        .select_from(Participant)
+        .where(
+            Participant.round_id == round_id,
+            Participant.culture == culture,
+            col(Participant.culture_index).is_not(None),
+        )
+    ).one()
+    person.culture_index = index
+    a, q = design.assignment, design.quality
+    req = assign.PlanRequest(
+        seed=f"{design.seed}:{round_id}:{person.pseudonym}",
+        culture_pages=tuple(pages),
+        coverage=coverage,
+        target=a.target_rankings_per_page,
+        pages_per_participant=a.pages_per_participant,
+        models=tuple(m.id for m in design.models),
+        criteria=tuple(c.id for c in design.criteria),
+        latin_base=latin_base,
+        participant_index=index,
+        position_balance=a.position_balance,
+        criteria_mode=a.criteria_order,
+        attention_checks=q.attention_checks,
+        repeat_pages=q.repeat_pages,
+        check_criteria=tuple(c.id for c in design.criteria if not c.allow_skip),
+    )
+    plans = assign.plan(req)
+    if not plans:
+        return []
+    images = _images_by_page_model(session, round_id, {p.page_id for p in plans})
+    lease = now + timedelta(minutes=a.lease_minutes)
+    slots = []
+    for p in plans:
+        order = [images[(p.page_id, m)] for m in p.model_order]
+        slot = Assignment(
+            participant_id=person.id,
+            round_id=round_id,
+            culture=culture,
+            position=p.position,
+            page_id=p.page_id,
+            kind=p.kind,
+            latin_row=p.latin_row,
+            image_order=order,
+            criteria_order=list(p.criteria_order),
+            check_criterion=p.check_criterion,
+            check_image_id=images[(p.page_id, p.check_model)] if p.check_model else None,
+            token=secrets.token_urlsafe(18),
+            leased_until=lease,
+        )
+        session.add(slot)
+        slots.append(slot)
+    return slots
+
+
+def _images_by_page_model(session: Session, round_id: str, page_ids: set[str]) -> dict[tuple[str, str], str]:
+    rows = session.exec(
+        select(RoundImage.page_id, RoundImage.model_id, RoundImage.image_id).where(
+            RoundImage.round_id == round_id, col(RoundImage.page_id).in_(page_ids)
+        )
+    ).all()
+    return {(page, model): image for page, model, image in rows}
+
+
+def page_coverage(session: Session, *, round_id: str, culture: str | None, now: datetime) -> dict[str, int]:
+    """Submitted regular rankings plus live leases, per page (pages without any are absent)."""
+    q = (
+        select(Assignment.page_id, func.count())
+        .where(
+            Assignment.round_id == round_id,
+            Assignment.kind == "regular",
+            or_(col(Assignment.submitted_at).is_not(None), col(Assignment.leased_until) > now),
+        )
+        .group_by(col(Assignment.page_id))
+    )
+    if culture is not None:
+        q = q.where(Assignment.culture == culture)
+    return {page: n for page, n in session.exec(q).all()}
+
+
+# -- pages ------------------------------------------------------------------------------------------------------
+
+
+def mark_shown(session: Session, *, slot_id: int, now: datetime) -> None:
+    """Remember when a page was first shown (for seconds on page)."""
+    with write(session):
+        session.exec(
+            update(Assignment)
+            .where(col(Assignment.id) == slot_id, col(Assignment.shown_at).is_(None))
+            .values(shown_at=now)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    participant: Participant
+    slot: Assignment
+    replay: bool  # True when this was an identical retry of an already stored submission
+    finished: bool
+
+
+def submit_page(
+    session: Session,
+    *,
+    code: str,
+    position: int,
+    token: str,
+    form: Mapping[str, Sequence[str]],
+    now: datetime,
+) -> SubmitResult:
+    """Validate and store one page. An identical retry is a no-op; a different resubmission is a 409."""
+    with write(session):
+        person = _locked_participant(session, code)
+        slots = session.exec(
+            select(Assignment).where(Assignment.participant_id == person.id).order_by(col(Assignment.position))
+        ).all()
+        slot = next((s for s in slots if s.position == position), None)
+        if slot is None:
+            raise FlowError(404, "This page is not part of your study.")
+        if not secrets.compare_digest(slot.token, token):
+            raise FlowError(409, "This form is out of date (stale token). Please reload the page.")
+        rnd = session.get(Round, person.round_id)
+        assert rnd is not None
+        design = round_design(rnd)
+        skippable = {c.id for c in design.criteria if c.allow_skip}
+        try:
+            sub = parse_submission(
+                form, criteria=slot.criteria_order, n_items=len(slot.image_order), skippable=skippable
+            )
+        except SubmissionError as err:
+            raise FlowError(err.status, err.message) from None
+        if slot.submitted_at is not None:
+            if slot.payload_sha256 == sub.digest():
+                return SubmitResult(person, slot, replay=True, finished=person.status == "completed")
+            raise FlowError(409, "This page was already submitted with different answers; they were kept.")
+        if person.status != "active":
+            raise FlowError(409, "Please continue from your current step.")
+        pending = [s.position for s in slots if s.submitted_at is None]
+        if position != pending[0]:
+            raise FlowError(409, "This is not your current page. Please continue from your current page.")
+        if rnd.status == "closed":
+            raise FlowError(409, "This study round is closed.")
+        _store(session, slot=slot, sub=sub, now=now)
+        if slot.kind == "attention":
+            passed = slot.check_criterion in sub.ranks and assign.attention_passed(
+                sub.ranks[slot.check_criterion][slot.image_order.index(slot.check_image_id)], len(slot.image_order)
+            )
+            slot.attention_passed = passed
+            if not passed:
+                person.failed_checks += 1
+        lease = now + timedelta(minutes=design.assignment.lease_minutes)
+        for other in slots:
+            if other.submitted_at is None and other.id != slot.id:
+                other.leased_until = max(other.leased_until, lease)
+                session.add(other)
+        finished = len(pending) == 1
+        if finished:
+            person.status, person.completed_at = "completed", now
+        person.last_seen_at = now
+        session.add(slot)
+        session.add(person)
+    return SubmitResult(person, slot, replay=False, finished=finished)
+
+
+def _store(session: Session, *, slot: Assignment, sub: Submission, now: datetime) -> None:
+    assert slot.id is not None
+    for crit, ranks in sub.ranks.items():
+        for pos, (image_id, rank) in enumerate(zip(slot.image_order, ranks, strict=True)):
+            session.add(
+                Ranking(
+                    slot_id=slot.id,
+                    criterion=crit,
+                    image_id=image_id,
+                    rank=rank,
+                    initial_position=pos,
+                    moved=rank != pos + 1,
+                )
+            )
+    for crit in sorted(sub.skipped):
+        session.add(RankingSkip(slot_id=slot.id, criterion=crit))
+    slot.submitted_at = now
+    slot.payload_sha256 = sub.digest()
+    if slot.shown_at is not None:
+        slot.seconds_on_page = round((now - slot.shown_at).total_seconds(), 3)

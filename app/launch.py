@@ -1,0 +1,228 @@
+"""Round launch: validate a manifest against its design, store blinded copies of the images, create the round."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlmodel import Session
+from tqdm import tqdm
+
+from app.db import write
+from app.images import ImageError, blinded_png
+from app.models import AuditLog, Round, RoundImage, RoundPage
+from study_designs.schema import Design, DesignError, load_design, page_id
+
+REQUIRED = ("image_id", "file", "sha256", "model_id", "culture", "prompt_id", "seed")
+ROUND_ID = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
+
+
+class LaunchError(Exception):
+    """The round cannot be launched; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchResult:
+    round_id: str
+    created: bool
+    n_images: int
+    n_pages: int
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_manifest(path: Path) -> tuple[list[dict], list[str]]:
+    """Manifest entries and the problems found while reading (line numbers included)."""
+    entries: list[dict] = []
+    problems: list[str] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return [], [f"{path}: no such manifest file"]
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            problems.append(f"{path}:{n}: not valid JSON ({err.msg})")
+            continue
+        if not isinstance(obj, dict):
+            problems.append(f"{path}:{n}: expected a JSON object")
+            continue
+        missing = [k for k in REQUIRED if k not in obj]
+        if missing:
+            problems.append(f"{path}:{n}: missing field(s) {', '.join(missing)}")
+            continue
+        obj["_line"] = n
+        entries.append(obj)
+    if not entries and not problems:
+        problems.append(f"{path}: the manifest has no images")
+    return entries, problems
+
+
+def validate_manifest(design: Design, entries: list[dict], base: Path, *, check_files: bool = True) -> list[str]:
+    """Every problem: unknown models/pages, not exactly one image per model per page, missing files, bad hashes."""
+    problems: list[str] = []
+    models = {m.id for m in design.models}
+    pages = {p.id: p for p in design.pages()}
+    prompts = {p.id: p for p in design.prompts}
+    ids = Counter(str(e["image_id"]) for e in entries)
+    problems += [f"image_id {i!r} appears {n} times" for i, n in sorted(ids.items()) if n > 1]
+    per_page: dict[str, Counter[str]] = defaultdict(Counter)
+    for e in entries:
+        where = f"line {e['_line']} (image {e['image_id']})"
+        if e["model_id"] not in models:
+            problems.append(f"{where}: model {e['model_id']!r} is not in the design")
+        prompt = prompts.get(e["prompt_id"])
+        if prompt is None:
+            problems.append(f"{where}: prompt {e['prompt_id']!r} is not in the design")
+            continue
+        if e["culture"] != prompt.culture:
+            problems.append(f"{where}: culture {e['culture']!r} but prompt {prompt.id!r} belongs to {prompt.culture!r}")
+        if not isinstance(e["seed"], int) or e["seed"] not in prompt.seeds:
+            problems.append(f"{where}: seed {e['seed']!r} is not one of prompt {prompt.id!r}'s seeds")
+            continue
+        per_page[page_id(prompt.id, e["seed"])][e["model_id"]] += 1
+    for pid, page in pages.items():
+        counts = per_page.get(pid, Counter())
+        for m in sorted(models):
+            if counts[m] == 0:
+                problems.append(
+                    f"page {pid} ({page.culture}, prompt {page.prompt_id}, seed {page.seed}): no image for model {m!r}"
+                )
+            elif counts[m] > 1:
+                problems.append(
+                    f"page {pid} ({page.culture}, prompt {page.prompt_id}, seed {page.seed}): "
+                    f"{counts[m]} images for model {m!r}"
+                )
+    if check_files:
+        for e in tqdm(entries, desc="checking images", unit="img", leave=False, disable=len(entries) < 200):
+            f = base / str(e["file"])
+            if not f.is_file():
+                problems.append(f"line {e['_line']} (image {e['image_id']}): file {e['file']} does not exist")
+            elif sha256_file(f) != e["sha256"]:
+                problems.append(f"line {e['_line']} (image {e['image_id']}): sha256 of {e['file']} does not match")
+    return problems
+
+
+def launch_round(
+    session: Session,
+    *,
+    design_path: Path,
+    manifest_path: Path,
+    round_id: str,
+    media_root: Path,
+    now: datetime,
+    reuse: bool = False,
+    actor: str = "cli",
+    images_dir: Path | None = None,
+) -> LaunchResult:
+    """Validate and create round ``round_id``. With ``reuse``, an identical existing round is left as it is.
+
+    Image ``file`` paths are relative to ``images_dir`` (default: the manifest's folder).
+    """
+    base = images_dir if images_dir is not None else manifest_path.parent
+    if not ROUND_ID.match(round_id):
+        raise LaunchError([f"round id {round_id!r}: use 1-64 lowercase letters, digits, '-' or '_'"])
+    try:
+        design_bytes = design_path.read_bytes()
+        design = load_design(design_path)
+    except FileNotFoundError:
+        raise LaunchError([f"{design_path}: no such design file"]) from None
+    except DesignError as err:
+        raise LaunchError(str(err).splitlines()) from None
+    manifest_bytes = manifest_path.read_bytes() if manifest_path.is_file() else b""
+    design_sha = hashlib.sha256(design_bytes).hexdigest()
+    manifest_sha = hashlib.sha256(manifest_bytes).hexdigest()
+    existing = session.get(Round, round_id)
+    if existing is not None:
+        if not reuse:
+            raise LaunchError([f"round {round_id!r} already exists; pass --reuse to keep it or choose a new id"])
+        if (existing.design_sha256, existing.manifest_sha256) == (design_sha, manifest_sha):
+            return LaunchResult(round_id, False, 0, len(design.pages()))
+        raise LaunchError(
+            [
+                f"round {round_id!r} already exists with a different design or manifest "
+                f"(stored design {existing.design_sha256[:12]}, manifest {existing.manifest_sha256[:12]}; "
+                f"given design {design_sha[:12]}, manifest {manifest_sha[:12]}); "
+                f"launch the new images under a new round id"
+            ]
+        )
+    entries, problems = read_manifest(manifest_path)
+    problems += validate_manifest(design, entries, base) if entries else []
+    if problems:
+        raise LaunchError(problems)
+
+    folder = media_root / round_id
+    folder.mkdir(parents=True, exist_ok=True)
+    rows: list[RoundImage] = []
+    for e in tqdm(entries, desc=f"storing round {round_id}", unit="img", disable=len(entries) < 200):
+        token = secrets.token_urlsafe(18)
+        try:
+            data, width, height = blinded_png((base / e["file"]).read_bytes())
+        except ImageError as err:
+            raise LaunchError([f"line {e['_line']} (image {e['image_id']}): {err}"]) from None
+        (folder / f"{token}.png").write_bytes(data)
+        rows.append(
+            RoundImage(
+                round_id=round_id,
+                image_id=str(e["image_id"]),
+                token=token,
+                model_id=e["model_id"],
+                culture=e["culture"],
+                prompt_id=e["prompt_id"],
+                seed=e["seed"],
+                page_id=page_id(e["prompt_id"], e["seed"]),
+                sha256=e["sha256"],
+                path=f"{round_id}/{token}.png",
+                width=width,
+                height=height,
+            )
+        )
+    clean = [{k: v for k, v in e.items() if k != "_line"} for e in entries]
+    with write(session):
+        session.add(
+            Round(
+                id=round_id,
+                design_id=design.id,
+                design_toml=design_bytes.decode("utf-8"),
+                design_sha256=design_sha,
+                manifest_json=json.dumps(clean),
+                manifest_sha256=manifest_sha,
+                status="open",
+                created_at=now,
+            )
+        )
+        session.flush()
+        for p in design.pages():
+            session.add(
+                RoundPage(round_id=round_id, page_id=p.id, culture=p.culture, prompt_id=p.prompt_id, seed=p.seed)
+            )
+        session.add_all(rows)
+        session.add(
+            AuditLog(
+                at=now,
+                actor=actor,
+                action="launch",
+                round_id=round_id,
+                detail={"design": design.id, "design_sha256": design_sha, "images": len(rows)},
+            )
+        )
+    return LaunchResult(round_id, True, len(rows), len(design.pages()))
