@@ -13,6 +13,7 @@ import colorsys
 import csv
 import dataclasses
 import hashlib
+import http.client
 import io
 import json
 import os
@@ -307,7 +308,7 @@ def _download_once(url: str, options: FetchOptions) -> bytes:
         raise FetchError("connection_error", str(exc.reason)) from exc
     except TimeoutError as exc:
         raise FetchError("timeout", str(exc) or "read timed out") from exc
-    except (ConnectionError, OSError, ValueError) as exc:
+    except (OSError, ValueError, http.client.HTTPException) as exc:
         raise FetchError("connection_error", f"{type(exc).__name__}: {exc}") from exc
 
 

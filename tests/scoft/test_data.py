@@ -63,7 +63,7 @@ def server() -> Iterator[tuple[str, _Server]]:
                 count = state.hits[self.path]
             if self.path == "/slow.jpg":
                 time.sleep(1.0)
-            if self.path == "/flaky.png" and count == 1:
+            if self.path == "/down" or (self.path == "/flaky.png" and count == 1):
                 self.send_error(503)
                 return
             route = state.routes.get(self.path) or (
@@ -182,6 +182,20 @@ def test_fetch_redownloads_a_corrupted_local_file(server, tmp_path: Path) -> Non
     assert summary.downloaded == 1 and state.hits["/good.jpg"] == 2
     with Image.open(tmp_path / "d" / rec.file_name) as img:
         assert img.size == (80, 60)
+
+
+def test_download_backs_off_and_limits_size(server) -> None:
+    base, state = server
+    sleeps: list[float] = []
+    options = FetchOptions(timeout=1, retries=2, backoff=0.5)
+    with pytest.raises(data.FetchError) as info:
+        data.download_bytes(f"{base}/down", options, sleep=sleeps.append)
+    assert info.value.reason == "http_503"
+    assert sleeps == [0.5, 1.0] and state.hits["/down"] == 3
+    with pytest.raises(data.FetchError) as info:
+        data.download_bytes(f"{base}/good.jpg", FetchOptions(max_bytes=100), sleep=sleeps.append)
+    assert info.value.reason == "too_large"
+    assert len(data.download_bytes(f"{base}/good.jpg", FetchOptions())) > 100
 
 
 def test_fetch_cli(server, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
