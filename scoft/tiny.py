@@ -388,7 +388,9 @@ def build_tiny(out: Path, *, seed: int = 0, force: bool = False, parts: tuple[st
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scoft tiny", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m scoft tiny", description="Build tiny random offline models for tests and the demo."
+    )
     parser.add_argument("--out", type=Path, required=True, help="folder to build into")
     parser.add_argument("--seed", type=int, default=0, help="seed for the random weights")
     parser.add_argument("--force", action="store_true", help="rebuild parts that already exist")
