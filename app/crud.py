@@ -9,9 +9,9 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import delete, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -358,3 +358,152 @@ def _store(session: Session, *, slot: Assignment, sub: Submission, now: datetime
     slot.payload_sha256 = sub.digest()
     if slot.shown_at is not None:
         slot.seconds_on_page = round((now - slot.shown_at).total_seconds(), 3)
+
+
+# -- researcher operations (console, API and ``python -m app.rounds``) ------------------------------------------
+
+ROUND_ACTIONS: dict[str, tuple[frozenset[str], str]] = {
+    "pause": (frozenset({"open"}), "paused"),
+    "resume": (frozenset({"paused"}), "open"),
+    "close": (frozenset({"open", "paused"}), "closed"),
+}
+LIVE_PARTICIPANT_STATUSES = ("consent", "profile", "instructions", "active")
+
+
+class RoundNotFound(LookupError):
+    """No round with that id."""
+
+
+class ParticipantNotFound(LookupError):
+    """No participant with that pseudonym in the round."""
+
+
+class RoundStateError(ValueError):
+    """The requested change does not apply to the round's or participant's current state (HTTP 409)."""
+
+
+def _utc(t: datetime) -> datetime:
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def _locked_round(session: Session, round_id: str) -> Round:
+    rnd = session.exec(select(Round).where(Round.id == round_id).with_for_update()).first()
+    if rnd is None:
+        raise RoundNotFound(f"no round {round_id!r}")
+    return rnd
+
+
+def change_round_status(session: Session, *, round_id: str, action: str, actor: str, now: datetime) -> Round:
+    """Pause (no new entry; people already in may finish), resume, or close (final) a round, audited."""
+    if action not in ROUND_ACTIONS:
+        raise ValueError(f"unknown round action {action!r}; use one of {sorted(ROUND_ACTIONS)}")
+    allowed, new_status = ROUND_ACTIONS[action]
+    with write(session):
+        rnd = _locked_round(session, round_id)
+        if rnd.status not in allowed:
+            raise RoundStateError(f"cannot {action} round {round_id!r}: it is {rnd.status}")
+        old = rnd.status
+        rnd.status = new_status
+        if new_status == "closed":
+            rnd.closed_at = _utc(now)
+        session.add(rnd)
+        audit(session, at=_utc(now), actor=actor, action=action, round_id=round_id, previous=old, status=new_status)
+    return rnd
+
+
+def reclaim_expired_leases(session: Session, *, round_id: str, actor: str, now: datetime) -> list[str]:
+    """Time out participants whose every open page lease has expired; their pages are back in the pool.
+
+    Returns the pseudonyms timed out. Coverage already ignores expired leases; this makes it final, so a person
+    who comes back after the lease cannot submit a page that has since been given to someone else.
+    """
+    now_utc = _utc(now)
+    with write(session):
+        _locked_round(session, round_id)
+        people = session.exec(
+            select(Participant)
+            .where(Participant.round_id == round_id, col(Participant.status).in_(LIVE_PARTICIPANT_STATUSES))
+            .with_for_update()
+        ).all()
+        timed_out: list[str] = []
+        for p in people:
+            open_slots = session.exec(
+                select(Assignment).where(Assignment.participant_id == p.id, col(Assignment.submitted_at).is_(None))
+            ).all()
+            if open_slots and all(s.leased_until <= now_utc for s in open_slots):
+                p.status = "timed_out"
+                session.add(p)
+                timed_out.append(p.pseudonym)
+        audit(session, at=_utc(now), actor=actor, action="reclaim_leases", round_id=round_id, timed_out=timed_out)
+    return timed_out
+
+
+def _by_pseudonym(session: Session, round_id: str, pseudonym: str) -> Participant:
+    p = session.exec(
+        select(Participant)
+        .where(Participant.round_id == round_id, Participant.pseudonym == pseudonym)
+        .with_for_update()
+    ).first()
+    if p is None:
+        raise ParticipantNotFound(f"no participant {pseudonym!r} in round {round_id!r}")
+    return p
+
+
+def exclude_participant(
+    session: Session, *, round_id: str, pseudonym: str, reason: str, actor: str, now: datetime
+) -> Participant:
+    """Mark a participant excluded with a reason; their rows are kept, their open leases released."""
+    reason = " ".join(reason.split())[:200]
+    if not reason:
+        raise ValueError("a reason is required to exclude a participant")
+    with write(session):
+        p = _by_pseudonym(session, round_id, pseudonym)
+        if p.status == "excluded":
+            raise RoundStateError(f"participant {pseudonym!r} is already excluded")
+        previous = p.status
+        p.status = "excluded"
+        p.exclusion_reason = reason
+        session.add(p)
+        for slot in session.exec(
+            select(Assignment).where(Assignment.participant_id == p.id, col(Assignment.submitted_at).is_(None))
+        ):
+            slot.leased_until = min(slot.leased_until, _utc(now))
+            session.add(slot)
+        audit(
+            session,
+            at=_utc(now),
+            actor=actor,
+            action="exclude_participant",
+            round_id=round_id,
+            participant=pseudonym,
+            reason=reason,
+            previous=previous,
+        )
+    return p
+
+
+def delete_participant_data(
+    session: Session, *, round_id: str, pseudonym: str, actor: str, now: datetime
+) -> dict[str, int]:
+    """Delete a participant's rows (on their request): rankings, skips, slots and the participant. Audited."""
+    with write(session):
+        p = _by_pseudonym(session, round_id, pseudonym)
+        slot_ids = list(session.exec(select(Assignment.id).where(Assignment.participant_id == p.id)))
+        counts = {"rankings": 0, "skips": 0, "slots": len(slot_ids)}
+        if slot_ids:
+            counts["rankings"] = session.exec(delete(Ranking).where(col(Ranking.slot_id).in_(slot_ids))).rowcount or 0
+            counts["skips"] = (
+                session.exec(delete(RankingSkip).where(col(RankingSkip.slot_id).in_(slot_ids))).rowcount or 0
+            )
+            session.exec(delete(Assignment).where(col(Assignment.id).in_(slot_ids)))
+        session.exec(delete(Participant).where(Participant.id == p.id))
+        audit(
+            session,
+            at=_utc(now),
+            actor=actor,
+            action="delete_participant",
+            round_id=round_id,
+            participant=pseudonym,
+            **counts,
+        )
+    return counts

@@ -1,5 +1,341 @@
-"""Placeholder router until the researcher routes land."""
+"""Researcher console (HTML under ``/console``): login, rounds, launch, live monitor, recruitment, exports, audit.
 
-from fastapi import APIRouter
+Every route except the login form requires the signed session cookie; every POST also requires the CSRF token.
+"""
 
-router = APIRouter()
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlmodel import Session
+
+from app import console_data, crud, researcher_ops
+from app.clock import Clock
+from app.deps import get_clock, get_session, get_templates
+from app.models import Round
+from app.recruitment import recruitment_info
+from app.security import (
+    COOKIE_NAME,
+    AuthConfigDep,
+    ConsoleDep,
+    ConsoleWriteDep,
+    ResearcherSession,
+    clean_actor,
+    clear_session_cookie,
+    make_session_cookie,
+    read_session_cookie,
+    safe_next,
+    set_session_cookie,
+    token_matches,
+)
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+SessionDep = Annotated[Session, Depends(get_session)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+TemplatesDep = Annotated[Jinja2Templates, Depends(get_templates)]
+RoundAction = Literal["pause", "resume", "close"]
+MAX_UPLOAD_BYTES = 8 * 1024 * 1024
+
+
+def _render(
+    templates: Jinja2Templates,
+    request: Request,
+    name: str,
+    ctx: dict,
+    who: ResearcherSession | None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    ctx = {"who": who, "csrf_token": who.csrf_token if who else "", **ctx}
+    response = templates.TemplateResponse(request, f"console/{name}", ctx, status_code=status_code)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=status.HTTP_303_SEE_OTHER)
+
+
+def _round_or_404(session: Session, round_id: str) -> Round:
+    rnd = session.get(Round, round_id)
+    if rnd is None:
+        raise HTTPException(status_code=404, detail=f"No round {round_id!r}.")
+    return rnd
+
+
+def _error(templates: Jinja2Templates, request: Request, who: ResearcherSession, code: int, message: str, back: str):
+    return _render(templates, request, "error.html", {"message": message, "back": back}, who, status_code=code)
+
+
+# -- login / logout ---------------------------------------------------------------------------------------------
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, cfg: AuthConfigDep, templates: TemplatesDep, next: str = "/console"):  # noqa: A002
+    if read_session_cookie(cfg, request.cookies.get(COOKIE_NAME)) is not None:
+        return _see_other(safe_next(next))
+    return _render(templates, request, "login.html", {"next": safe_next(next), "error": None}, None)
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(
+    request: Request,
+    cfg: AuthConfigDep,
+    templates: TemplatesDep,
+    session: SessionDep,
+    clock: ClockDep,
+    token: Annotated[str, Form(max_length=512)] = "",
+    actor: Annotated[str, Form(max_length=200)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "/console",  # noqa: A002
+):
+    if not token_matches(token, cfg.researcher_token):
+        error = "That token is not right." if cfg.researcher_token else "RESEARCHER_TOKEN is not set on the server."
+        return _render(
+            templates, request, "login.html", {"next": safe_next(next), "error": error}, None, status_code=401
+        )
+    cookie = make_session_cookie(cfg, actor)
+    researcher_ops.record_login(session, actor=clean_actor(actor), now=clock())
+    response = _see_other(safe_next(next))
+    set_session_cookie(response, cookie, secure=request.url.scheme == "https")
+    return response
+
+
+@router.post("/logout")
+def logout(who: ConsoleWriteDep) -> RedirectResponse:
+    response = _see_other("/console/login")
+    clear_session_cookie(response)
+    return response
+
+
+# -- rounds -----------------------------------------------------------------------------------------------------
+
+
+@router.get("", response_class=HTMLResponse)
+def rounds_list(request: Request, who: ConsoleDep, session: SessionDep, templates: TemplatesDep):
+    rounds = console_data.list_rounds(session)
+    counts = console_data.participant_counts(session)
+    return _render(templates, request, "rounds.html", {"rounds": rounds, "counts": counts}, who)
+
+
+@router.get("/rounds/{round_id}", response_class=HTMLResponse)
+def round_detail(
+    request: Request,
+    round_id: str,
+    who: ConsoleDep,
+    session: SessionDep,
+    clock: ClockDep,
+    templates: TemplatesDep,
+    refresh: Annotated[int, Query(ge=0, le=3600)] = 30,
+    platform_max_minutes: Annotated[float | None, Query(gt=0, le=10_000)] = None,
+):
+    rnd = _round_or_404(session, round_id)
+    data = console_data.load_round_data(session, rnd)
+    view = console_data.monitor_view(data, clock())
+    info = recruitment_info(
+        data.design,
+        base_url=str(request.base_url),
+        round_id=rnd.id,
+        median_seconds_per_page=view.summary.median_seconds_per_page,
+        platform_max_minutes=platform_max_minutes,
+    )
+    ctx = {
+        "round": rnd,
+        "design": data.design,
+        "view": view,
+        "info": info,
+        "refresh": refresh if rnd.status != "closed" else 0,
+        "platform_max_minutes": platform_max_minutes,
+        "audit": console_data.audit_entries(session, round_id=rnd.id, limit=20),
+        "now": clock(),
+    }
+    return _render(templates, request, "round.html", ctx, who)
+
+
+@router.get("/rounds/{round_id}/participants", response_class=HTMLResponse)
+def round_participants(
+    request: Request, round_id: str, who: ConsoleDep, session: SessionDep, clock: ClockDep, templates: TemplatesDep
+):
+    rnd = _round_or_404(session, round_id)
+    data = console_data.load_round_data(session, rnd)
+    view = console_data.monitor_view(data, clock())
+    ctx = {"round": rnd, "participants": data.participants, "quality": view.quality}
+    return _render(templates, request, "participants.html", ctx, who)
+
+
+@router.post("/rounds/{round_id}/status/{action}")
+def round_action(
+    request: Request,
+    round_id: str,
+    action: RoundAction,
+    who: ConsoleWriteDep,
+    session: SessionDep,
+    clock: ClockDep,
+    templates: TemplatesDep,
+):
+    back = f"/console/rounds/{round_id}"
+    try:
+        crud.change_round_status(session, round_id=round_id, action=action, actor=who.actor, now=clock())
+    except crud.RoundNotFound as err:
+        return _error(templates, request, who, 404, str(err), "/console")
+    except crud.RoundStateError as err:
+        return _error(templates, request, who, 409, str(err), back)
+    return _see_other(back)
+
+
+@router.post("/rounds/{round_id}/reclaim")
+def reclaim(
+    request: Request,
+    round_id: str,
+    who: ConsoleWriteDep,
+    session: SessionDep,
+    clock: ClockDep,
+    templates: TemplatesDep,
+):
+    try:
+        crud.reclaim_expired_leases(session, round_id=round_id, actor=who.actor, now=clock())
+    except crud.RoundNotFound as err:
+        return _error(templates, request, who, 404, str(err), "/console")
+    return _see_other(f"/console/rounds/{round_id}")
+
+
+@router.post("/rounds/{round_id}/participants/{pseudonym}/exclude")
+def exclude(
+    request: Request,
+    round_id: str,
+    pseudonym: str,
+    who: ConsoleWriteDep,
+    session: SessionDep,
+    clock: ClockDep,
+    templates: TemplatesDep,
+    reason: Annotated[str, Form(max_length=200)] = "",
+):
+    back = f"/console/rounds/{round_id}/participants"
+    try:
+        crud.exclude_participant(
+            session, round_id=round_id, pseudonym=pseudonym, reason=reason, actor=who.actor, now=clock()
+        )
+    except (crud.RoundNotFound, crud.ParticipantNotFound) as err:
+        return _error(templates, request, who, 404, str(err), back)
+    except crud.RoundStateError as err:
+        return _error(templates, request, who, 409, str(err), back)
+    except ValueError as err:
+        return _error(templates, request, who, 422, str(err), back)
+    return _see_other(back)
+
+
+@router.post("/rounds/{round_id}/participants/{pseudonym}/delete")
+def delete_data(
+    request: Request,
+    round_id: str,
+    pseudonym: str,
+    who: ConsoleWriteDep,
+    session: SessionDep,
+    clock: ClockDep,
+    templates: TemplatesDep,
+    confirm: Annotated[str, Form(max_length=200)] = "",
+):
+    back = f"/console/rounds/{round_id}/participants"
+    if confirm.strip() != pseudonym:
+        return _error(templates, request, who, 422, "Type the participant id to confirm the deletion.", back)
+    try:
+        crud.delete_participant_data(session, round_id=round_id, pseudonym=pseudonym, actor=who.actor, now=clock())
+    except (crud.RoundNotFound, crud.ParticipantNotFound) as err:
+        return _error(templates, request, who, 404, str(err), back)
+    return _see_other(back)
+
+
+@router.get("/rounds/{round_id}/export/{kind}")
+def export(
+    round_id: str,
+    kind: researcher_ops.ExportKind,
+    who: ConsoleDep,
+    session: SessionDep,
+    clock: ClockDep,
+) -> Response:
+    rnd = _round_or_404(session, round_id)
+    return researcher_ops.export_response(session, rnd, kind, now=clock())
+
+
+# -- launch -----------------------------------------------------------------------------------------------------
+
+
+@router.get("/launch", response_class=HTMLResponse)
+def launch_form(request: Request, who: ConsoleDep, templates: TemplatesDep):
+    return _render(templates, request, "launch.html", {"problems": [], "form": {}}, who)
+
+
+async def _read_upload(upload: UploadFile | None) -> str | None:
+    if upload is None or not upload.filename:
+        return None
+    data = await upload.read(MAX_UPLOAD_BYTES + 1)
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ValueError(f"{upload.filename}: larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{upload.filename}: not UTF-8 text") from None
+
+
+@router.post("/launch", response_class=HTMLResponse)
+async def launch(
+    request: Request,
+    who: ConsoleWriteDep,
+    session: SessionDep,
+    clock: ClockDep,
+    templates: TemplatesDep,
+    round_id: Annotated[str, Form(max_length=64)] = "",
+    design_path: Annotated[str, Form(max_length=1000)] = "",
+    manifest_path: Annotated[str, Form(max_length=1000)] = "",
+    images_dir: Annotated[str, Form(max_length=1000)] = "",
+    design_file: Annotated[UploadFile | None, File()] = None,
+    manifest_file: Annotated[UploadFile | None, File()] = None,
+):
+    form = {"round_id": round_id, "design_path": design_path, "manifest_path": manifest_path, "images_dir": images_dir}
+    problems: list[str] = []
+    design_text = manifest_text = None
+    for label, upload in (("design", design_file), ("manifest", manifest_file)):
+        try:
+            text = await _read_upload(upload)
+        except ValueError as err:
+            problems.append(f"{label} upload: {err}")
+            continue
+        if label == "design":
+            design_text = text
+        else:
+            manifest_text = text
+    request_ = researcher_ops.LaunchRequest(
+        round_id=round_id.strip(),
+        design_path=design_path.strip() or None,
+        design_toml=design_text,
+        manifest_path=manifest_path.strip() or None,
+        manifest_jsonl=manifest_text,
+        images_dir=images_dir.strip() or None,
+    )
+    if not problems:
+        try:
+            rnd = researcher_ops.launch(
+                session, request_, settings=request.app.state.settings, actor=who.actor, now=clock()
+            )
+        except researcher_ops.LaunchProblems as err:
+            problems = list(err.problems)
+        else:
+            return _see_other(f"/console/rounds/{rnd.id}")
+    return _render(templates, request, "launch.html", {"problems": problems, "form": form}, who, status_code=422)
+
+
+# -- audit log --------------------------------------------------------------------------------------------------
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit_log(
+    request: Request,
+    who: ConsoleDep,
+    session: SessionDep,
+    templates: TemplatesDep,
+    round_id: Annotated[str | None, Query(max_length=64)] = None,
+):
+    entries = console_data.audit_entries(session, round_id=round_id or None, limit=500)
+    return _render(templates, request, "audit.html", {"entries": entries, "round_id": round_id}, who)

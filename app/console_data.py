@@ -1,0 +1,177 @@
+"""Read side of the researcher console and API: database rows -> the plain rows ``app.monitor`` computes on."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from app import monitor
+from app.models import Assignment, AuditLog, Participant, Ranking, RankingSkip, Round, RoundPage
+from app.snapshots import round_design
+from study_designs.schema import Design
+
+
+def aware_utc(t: datetime) -> datetime:
+    """Timestamps are stored timezone-aware in UTC; a naive time is taken to be UTC."""
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class RoundData:
+    round: Round
+    design: Design
+    pages: list[monitor.PageRef]
+    participants: list[monitor.ParticipantRow]
+    slots: list[monitor.SlotRow]
+    rankings: list[monitor.RankingRow]
+    skipped: int
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorView:
+    coverage: list[monitor.CultureCoverage]
+    summary: monitor.RoundSummary
+    quality: dict[int, monitor.ParticipantQuality]
+    attention: list[monitor.AttentionHealth]
+    rules: monitor.FlagRules
+
+
+def list_rounds(session: Session) -> list[Round]:
+    return list(session.exec(select(Round).order_by(col(Round.created_at).desc(), col(Round.id))))
+
+
+def participant_counts(session: Session) -> dict[str, dict[str, int]]:
+    """round id -> participant status -> count (one grouped query for the rounds list)."""
+    rows = session.exec(
+        select(Participant.round_id, Participant.status, func.count()).group_by(
+            Participant.round_id, Participant.status
+        )
+    )
+    out: dict[str, dict[str, int]] = {}
+    for round_id, status, n in rows:
+        out.setdefault(round_id, {})[status] = n
+    return out
+
+
+def load_round_data(session: Session, rnd: Round) -> RoundData:
+    design = round_design(rnd)
+    pages = [
+        monitor.PageRef(p.page_id, p.culture)
+        for p in session.exec(
+            select(RoundPage)
+            .where(RoundPage.round_id == rnd.id)
+            .order_by(col(RoundPage.culture), col(RoundPage.page_id))
+        )
+    ]
+    if not pages:
+        pages = [monitor.PageRef(p.id, p.culture) for p in design.pages()]
+    people = session.exec(select(Participant).where(Participant.round_id == rnd.id).order_by(col(Participant.id)))
+    participants = [
+        monitor.ParticipantRow(
+            id=p.id,
+            pseudonym=p.pseudonym,
+            status=p.status,
+            culture=p.culture,
+            platform=p.platform,
+            failed_checks=p.failed_checks,
+            exclusion_reason=p.exclusion_reason,
+            created_at=p.created_at,
+            completed_at=p.completed_at,
+            last_seen_at=p.last_seen_at,
+        )
+        for p in people
+    ]
+    slots = [
+        monitor.SlotRow(
+            id=s.id,
+            participant_id=s.participant_id,
+            page_id=s.page_id,
+            position=s.position,
+            kind=s.kind,
+            leased_until=s.leased_until,
+            submitted_at=s.submitted_at,
+            seconds_on_page=s.seconds_on_page,
+            attention_passed=s.attention_passed,
+        )
+        for s in session.exec(select(Assignment).where(Assignment.round_id == rnd.id))
+    ]
+    ranking_rows = session.exec(
+        select(Ranking)
+        .join(Assignment, col(Assignment.id) == col(Ranking.slot_id))
+        .where(Assignment.round_id == rnd.id)
+    )
+    rankings = [
+        monitor.RankingRow(r.slot_id, r.criterion, r.image_id, r.rank, r.initial_position) for r in ranking_rows
+    ]
+    skipped = session.exec(
+        select(func.count())
+        .select_from(RankingSkip)
+        .join(Assignment, col(Assignment.id) == col(RankingSkip.slot_id))
+        .where(Assignment.round_id == rnd.id)
+    ).one()
+    return RoundData(rnd, design, pages, participants, slots, rankings, int(skipped))
+
+
+def flag_rules(design: Design) -> monitor.FlagRules:
+    return monitor.FlagRules(min_seconds_per_page=design.quality.min_seconds_per_page)
+
+
+def monitor_view(data: RoundData, now: datetime) -> MonitorView:
+    now = aware_utc(now)
+    rules = flag_rules(data.design)
+    coverage = monitor.coverage_matrix(
+        data.pages, data.slots, data.participants, target=data.design.assignment.target_rankings_per_page, now=now
+    )
+    quality = monitor.participant_quality(data.participants, data.slots, data.rankings, rules)
+    summary = monitor.round_summary(
+        data.participants, data.slots, data.rankings, coverage, quality, skipped_judgments=data.skipped, now=now
+    )
+    return MonitorView(coverage, summary, quality, monitor.attention_health(data.slots, rules), rules)
+
+
+def participants_csv(data: RoundData, view: MonitorView) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=monitor.PARTICIPANT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(monitor.participant_rows(data.participants, view.quality))
+    return buf.getvalue()
+
+
+def snapshot(rnd: Round) -> dict:
+    """The frozen inputs of a round: design TOML and manifest exactly as launched, with their hashes."""
+    manifest_text = rnd.manifest_json
+    try:
+        manifest: object = json.loads(manifest_text)
+    except json.JSONDecodeError:
+        manifest = [json.loads(line) for line in manifest_text.splitlines() if line.strip()]
+    return {
+        "schema": "scoft-study/round-snapshot/v1",
+        "round_id": rnd.id,
+        "design_id": rnd.design_id,
+        "status": rnd.status,
+        "created_at": rnd.created_at.isoformat(),
+        "closed_at": rnd.closed_at.isoformat() if rnd.closed_at else None,
+        "design_sha256": rnd.design_sha256,
+        "design_toml": rnd.design_toml,
+        "manifest_sha256": rnd.manifest_sha256,
+        "manifest": manifest,
+    }
+
+
+def audit_entries(session: Session, *, round_id: str | None = None, limit: int = 200) -> list[AuditLog]:
+    query = select(AuditLog).order_by(col(AuditLog.at).desc(), col(AuditLog.id).desc()).limit(limit)
+    if round_id is not None:
+        query = query.where(AuditLog.round_id == round_id)
+    return list(session.exec(query))
+
+
+def find_participant(session: Session, *, round_id: str, pseudonym: str) -> Participant | None:
+    return session.exec(
+        select(Participant).where(Participant.round_id == round_id, Participant.pseudonym == pseudonym)
+    ).first()

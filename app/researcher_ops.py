@@ -1,0 +1,148 @@
+"""Researcher operations shared by the console, the JSON API and ``python -m app.rounds``: launch, exports, status."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from fastapi.responses import Response
+from sqlmodel import Session
+
+from app import console_data, crud, export
+from app.config import Settings
+from app.db import write
+from app.launch import ROUND_ID, LaunchError, launch_round, read_manifest, validate_manifest
+from app.models import Round
+from study_designs.schema import DesignError, load_design
+
+ExportKind = Literal["responses", "participants", "snapshot"]
+EXPORT_MEDIA = {"responses": "text/csv", "participants": "text/csv", "snapshot": "application/json"}
+
+
+class LaunchProblems(Exception):
+    """Every reason a launch request cannot go ahead (shown all at once)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchRequest:
+    """A design and a manifest, each given as a server path or as uploaded text."""
+
+    round_id: str
+    design_path: str | None = None
+    design_toml: str | None = None
+    manifest_path: str | None = None
+    manifest_jsonl: str | None = None
+    images_dir: str | None = None
+
+
+def _input_problems(req: LaunchRequest) -> list[str]:
+    problems = []
+    if not req.round_id:
+        problems.append("round id: required")
+    elif not ROUND_ID.match(req.round_id):
+        problems.append(f"round id {req.round_id!r}: use 1-64 lowercase letters, digits, '-' or '_'")
+    for name, path, text in (
+        ("design", req.design_path, req.design_toml),
+        ("manifest", req.manifest_path, req.manifest_jsonl),
+    ):
+        if (path is None) == (text is None):
+            problems.append(f"{name}: upload a file or give a server path (exactly one of them)")
+    if req.manifest_jsonl is not None and req.images_dir is None:
+        problems.append("images folder: required when the manifest is uploaded (its file paths are relative to it)")
+    if req.images_dir is not None and not Path(req.images_dir).is_dir():
+        problems.append(f"images folder {req.images_dir}: not a folder on the server")
+    return problems
+
+
+def _content_problems(design_path: Path, manifest_path: Path, images_dir: Path) -> list[str]:
+    """Design and manifest problems, as the launch itself finds them (used to list everything at once)."""
+    try:
+        design = load_design(design_path)
+    except DesignError as err:
+        return str(err).splitlines()
+    entries, problems = read_manifest(manifest_path)
+    return problems + (validate_manifest(design, entries, images_dir) if entries else [])
+
+
+def launch(session: Session, req: LaunchRequest, *, settings: Settings, actor: str, now: datetime) -> Round:
+    """Validate and launch a round; raise :class:`LaunchProblems` listing every problem found."""
+    problems = _input_problems(req)
+    if any(p.startswith(("design:", "manifest:")) for p in problems):
+        raise LaunchProblems(problems)
+    if req.round_id and session.get(Round, req.round_id) is not None:
+        problems.append(f"round {req.round_id!r} already exists; choose a new id")
+    with tempfile.TemporaryDirectory(prefix="launch-") as tmp:
+        folder = Path(tmp)
+        if req.design_toml is not None:
+            design_path = folder / "uploaded-design.toml"
+            design_path.write_text(req.design_toml, encoding="utf-8")
+        else:
+            design_path = Path(str(req.design_path))
+        if req.manifest_jsonl is not None:
+            manifest_path = folder / "uploaded-manifest.jsonl"
+            manifest_path.write_text(req.manifest_jsonl, encoding="utf-8")
+        else:
+            manifest_path = Path(str(req.manifest_path))
+        images_dir = Path(req.images_dir) if req.images_dir else manifest_path.parent
+        if problems:
+            raise LaunchProblems(problems + _content_problems(design_path, manifest_path, images_dir))
+        try:
+            launch_round(
+                session,
+                design_path=design_path,
+                manifest_path=manifest_path,
+                round_id=req.round_id,
+                media_root=settings.media_root,
+                now=console_data.aware_utc(now),
+                actor=actor,
+                images_dir=images_dir,
+            )
+        except LaunchError as err:
+            raise LaunchProblems(err.problems) from None
+    rnd = session.get(Round, req.round_id)
+    assert rnd is not None
+    return rnd
+
+
+def record_login(session: Session, *, actor: str, now: datetime) -> None:
+    with write(session):
+        crud.audit(session, at=console_data.aware_utc(now), actor=actor, action="login", round_id=None)
+
+
+def export_text(session: Session, rnd: Round, kind: ExportKind, *, now: datetime) -> str:
+    if kind == "snapshot":
+        return json.dumps(console_data.snapshot(rnd), indent=2, ensure_ascii=False) + "\n"
+    if kind == "participants":
+        data = console_data.load_round_data(session, rnd)
+        return console_data.participants_csv(data, console_data.monitor_view(data, now))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=export.COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(export.response_rows(session, rnd.id))
+    return buf.getvalue()
+
+
+def export_filename(rnd: Round, kind: ExportKind) -> str:
+    return f"{rnd.id}-snapshot.json" if kind == "snapshot" else f"{rnd.id}-{kind}.csv"
+
+
+def export_response(session: Session, rnd: Round, kind: ExportKind, *, now: datetime) -> Response:
+    text = export_text(session, rnd, kind, now=now)
+    return Response(
+        content=text,
+        media_type=EXPORT_MEDIA[kind],
+        headers={
+            "Content-Disposition": f'attachment; filename="{export_filename(rnd, kind)}"',
+            "Cache-Control": "no-store",
+        },
+    )
