@@ -319,6 +319,9 @@ def test_dataset_shapes_range_and_tokens(tiny_models: dict[str, Path], tmp_path:
     assert batch["input_ids"].shape == (2, 77)
     assert batch["text"] == ["positive 0", "positive 2"]
 
+    loader = torch.utils.data.DataLoader(ds, batch_size=2, shuffle=False, collate_fn=collate)
+    assert [b["pixel_values"].shape[0] for b in loader] == [2, 1]
+
     capped = CCUBDataset(tmp_path, resolution=32, max_negatives=1)
     assert capped[0]["negative_pixel_values"].shape == (1, 3, 32, 32)
     assert "input_ids" not in capped[0]
