@@ -1,0 +1,593 @@
+"""``python -m scoft train``: LoRA fine-tuning of an SD-1.x UNet with the SCoFT losses, on Accelerate.
+
+Randomness is a function of (seed, micro-batch index, process): the data order of each epoch, the VAE sample, the
+noise, the timestep and the chain's recorded step. A run resumed from ``checkpoint-{step}/`` therefore reproduces the
+losses of the uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import math
+import shutil
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Sampler
+
+from scoft.config import VARIANTS, TrainConfig, dump_config, load_config
+from scoft.denoise import decode_latents, denoise_chain
+from scoft.features import Backbones, build_backbones
+from scoft.lora import LORA_WEIGHT_NAME, add_lora, lora_state_dict, save_lora, set_lora_state_dict
+from scoft.losses import (
+    loss_contrastive,
+    loss_ldm,
+    loss_memorization,
+    loss_perceptual,
+    sample_timesteps,
+    total_loss,
+)
+
+LOG_COLUMNS = ("step", "loss", "loss_ldm", "loss_m", "loss_p", "loss_c", "lr")
+TERMS = ("loss", "ldm", "m", "p", "c")
+CHECKPOINT_LORA = "lora_state.safetensors"
+STEP_FILE = "step.json"
+
+
+def mix_seed(*parts: int) -> int:
+    """A 63-bit seed derived from integers (stable across runs, machines and processes)."""
+    digest = hashlib.sha256(",".join(str(int(p)) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+class EpochIndexed(torch.utils.data.Dataset):
+    """Items addressed by (epoch, index), so the dataset's per-epoch augmentation is exact in worker processes too."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
+        epoch, index = key
+        self.dataset.set_epoch(epoch)
+        return self.dataset[index]
+
+
+class StepBatchSampler(Sampler[list[tuple[int, int]]]):
+    """Index lists for micro-batches ``start .. stop-1``: each epoch a permutation seeded by (seed, epoch), split
+    into global batches of ``batch_size * num_processes`` (the remainder is dropped); this process takes its slice."""
+
+    def __init__(
+        self, n: int, batch_size: int, seed: int, start: int, stop: int, num_processes: int = 1, process_index: int = 0
+    ) -> None:
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.start, self.stop = start, stop
+        self.num_processes, self.process_index = num_processes, process_index
+        self.per_epoch = n // (batch_size * num_processes)
+        if self.per_epoch < 1:
+            raise ValueError(f"{n} training images cannot fill one batch of {batch_size} x {num_processes} processes")
+
+    def indices(self, micro_step: int) -> list[tuple[int, int]]:
+        """(epoch, dataset index) pairs of this process's part of micro-batch ``micro_step``."""
+        epoch, pos = divmod(micro_step, self.per_epoch)
+        perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(mix_seed(self.seed, epoch, 0xDA7A)))
+        offset = (pos * self.num_processes + self.process_index) * self.batch_size
+        return [(epoch, i) for i in perm[offset : offset + self.batch_size].tolist()]
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for m in range(self.start, self.stop):
+            yield self.indices(m)
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+
+@dataclass
+class Models:
+    tokenizer: Any
+    text_encoder: nn.Module
+    vae: nn.Module
+    unet: nn.Module
+    noise_scheduler: Any
+
+
+def load_models(base: str | Path) -> Models:
+    """The SD-1.x components from a diffusers pipeline folder (CPU, fp32)."""
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    base = Path(base)
+    if not (base / "model_index.json").is_file():
+        raise FileNotFoundError(f"{base} is not a diffusers pipeline folder (no model_index.json)")
+    return Models(
+        tokenizer=CLIPTokenizer.from_pretrained(base, subfolder="tokenizer"),
+        text_encoder=CLIPTextModel.from_pretrained(base, subfolder="text_encoder"),
+        vae=AutoencoderKL.from_pretrained(base, subfolder="vae"),
+        unet=UNet2DConditionModel.from_pretrained(base, subfolder="unet"),
+        noise_scheduler=DDPMScheduler.from_pretrained(base, subfolder="scheduler"),
+    )
+
+
+def tokenize(tokenizer: Any, texts: Sequence[str]) -> Tensor:
+    return tokenizer(
+        list(texts), padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+    ).input_ids
+
+
+def _negative_mask(negatives: Tensor) -> Tensor:
+    """B x K: True where a negative image is present (an all-zero slot is padding)."""
+    return negatives.flatten(2).abs().amax(dim=-1) > 0
+
+
+def _repeat_rows(features: Any, k: int) -> Any:
+    if isinstance(features, Tensor):
+        return features.repeat_interleave(k, dim=0)
+    return [f.repeat_interleave(k, dim=0) for f in features]
+
+
+@dataclass
+class StepContext:
+    """What one micro-batch needs besides the batch itself."""
+
+    config: TrainConfig
+    models: Models
+    unet: nn.Module
+    raw_unet: nn.Module
+    null_embedding: Tensor
+    backbones: Backbones
+    weight_dtype: torch.dtype
+    device: torch.device
+
+
+def micro_step_losses(ctx: StepContext, batch: dict[str, Tensor], generator: torch.Generator, chain: bool) -> dict:
+    """Loss terms of one micro-batch (``ldm``, ``m``, ``p``, ``c``; absent ones are ``None``) and their total."""
+    cfg, m = ctx.config, ctx.models
+    dev, wd = ctx.device, ctx.weight_dtype
+    sched = m.noise_scheduler
+    pixels = batch["pixel_values"].to(dev, wd)
+    bsz = pixels.shape[0]
+    with torch.no_grad():
+        dist = m.vae.encode(pixels).latent_dist
+        sample_noise = torch.randn(dist.mean.shape, generator=generator).to(dev, dist.mean.dtype)
+        latents = (dist.mean + dist.std * sample_noise).float() * m.vae.config.scaling_factor
+        enc_ccub = m.text_encoder(batch["input_ids"].to(dev))[0]
+        enc_blip = m.text_encoder(batch["blip_input_ids"].to(dev))[0] if cfg.uses_memorization else None
+    noise = torch.randn(latents.shape, generator=generator).to(dev)
+    timesteps = sample_timesteps(bsz, sched.config.num_train_timesteps, generator, dev)
+    noisy = sched.add_noise(latents, noise, timesteps)
+    if sched.config.prediction_type == "epsilon":
+        target = noise
+    elif sched.config.prediction_type == "v_prediction":
+        target = sched.get_velocity(latents, noise, timesteps)
+    else:
+        raise ValueError(f"unsupported prediction type {sched.config.prediction_type!r}")
+    null = ctx.null_embedding.expand(bsz, -1, -1)
+
+    pred = ctx.unet(noisy, timesteps, encoder_hidden_states=enc_ccub).sample
+    terms: dict[str, Tensor | None] = {"ldm": loss_ldm(pred, target), "m": None, "p": None, "c": None}
+    pred_null = None
+    if cfg.uses_memorization:
+        with torch.no_grad():
+            if chain:
+                both = ctx.raw_unet(
+                    torch.cat([noisy, noisy]), torch.cat([timesteps, timesteps]), torch.cat([enc_blip, null])
+                ).sample
+                pred_blip, pred_null = both.chunk(2)
+            else:
+                pred_blip = ctx.raw_unet(noisy, timesteps, encoder_hidden_states=enc_blip).sample
+        terms["m"] = loss_memorization(pred, pred_blip)
+    if chain:
+        terms.update(chain_losses(ctx, batch, noisy, timesteps, enc_ccub, null, pred, pred_null, generator))
+    return {**terms, "loss": total_loss(terms, cfg.loss_weights())}
+
+
+def chain_losses(
+    ctx: StepContext,
+    batch: dict[str, Tensor],
+    noisy: Tensor,
+    timesteps: Tensor,
+    enc_ccub: Tensor,
+    null: Tensor,
+    pred: Tensor,
+    pred_null: Tensor | None,
+    generator: torch.Generator,
+) -> dict[str, Tensor]:
+    """Denoise to x_hat and compute L_P and/or L_C against the positive (and the negatives)."""
+    cfg, m = ctx.config, ctx.models
+    first = (pred, pred_null) if pred_null is not None else None
+    z0 = denoise_chain(
+        ctx.raw_unet,
+        m.noise_scheduler.alphas_cumprod,
+        noisy,
+        timesteps,
+        enc_ccub,
+        null,
+        chain_length=cfg.chain_length,
+        guidance_scale=cfg.guidance_scale,
+        grad_step=cfg.grad_step,
+        prediction_type=m.noise_scheduler.config.prediction_type,
+        first_preds=first,
+        half_precision=cfg.chain_half_precision,
+        generator=generator,
+    )
+    x_hat = decode_latents(m.vae, z0)
+    positive = batch["pixel_values"].to(ctx.device, ctx.weight_dtype)
+    cache: dict[str, tuple[Any, Any]] = {}
+
+    def feats(name: str) -> tuple[Any, Any]:
+        if name not in cache:
+            backbone = ctx.backbones.get(name)
+            with torch.no_grad():
+                f_pos = backbone.features(positive)
+            cache[name] = (backbone.features(x_hat), f_pos)
+        return cache[name]
+
+    out: dict[str, Tensor] = {}
+    if cfg.uses_perceptual:
+        f_hat, f_pos = feats(cfg.perceptual_distance)
+        out["p"] = loss_perceptual(ctx.backbones.get(cfg.perceptual_distance).compare(f_hat, f_pos))
+    if cfg.uses_contrastive:
+        name = cfg.contrastive_distance
+        backbone = ctx.backbones.get(name)
+        f_hat, f_pos = feats(name)
+        negatives = batch["negative_pixel_values"].to(ctx.device, ctx.weight_dtype)
+        bsz, k = negatives.shape[:2]
+        mask = batch.get("negative_mask")
+        mask = _negative_mask(negatives) if mask is None else mask.to(ctx.device).bool()
+        with torch.no_grad():
+            f_neg = backbone.features(negatives.flatten(0, 1))
+        d_pos = backbone.compare(f_hat, f_pos)
+        d_neg = backbone.compare(_repeat_rows(f_hat, k), f_neg).view(bsz, k)
+        out["c"] = loss_contrastive(d_pos, d_neg, mask, form=cfg.contrastive_form, margin=cfg.margin)
+    return out
+
+
+def resolve_mixed_precision(requested: str) -> str:
+    if requested != "no" and not torch.cuda.is_available():
+        print(f"mixed_precision = {requested!r} needs CUDA; training in fp32 on CPU", file=sys.stderr)
+        return "no"
+    return requested
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    found = [p for p in out.glob("checkpoint-*") if p.is_dir() and (p / STEP_FILE).is_file()]
+    return max(found, key=lambda p: int(p.name.split("-")[1]), default=None)
+
+
+def prune_checkpoints(out: Path, keep: int) -> None:
+    found = sorted(
+        (p for p in out.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[1].isdigit()),
+        key=lambda p: int(p.name.split("-")[1]),
+    )
+    for old in found[: max(0, len(found) - keep)]:
+        shutil.rmtree(old)
+
+
+class TrainLog:
+    """``train_log.csv``: one row per optimizer step; empty cells for terms not computed during the step."""
+
+    def __init__(self, path: Path, resume_step: int | None) -> None:
+        self.path = path
+        rows: list[list[str]] = []
+        if resume_step is not None and path.is_file():
+            with path.open(newline="") as fh:
+                rows = [r for r in list(csv.reader(fh))[1:] if r and int(r[0]) <= resume_step]
+        with path.open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(LOG_COLUMNS)
+            writer.writerows(rows)
+
+    def write(self, step: int, values: dict[str, float | None], lr: float) -> None:
+        cells = [step] + ["" if values.get(t) is None else f"{values[t]:.8g}" for t in TERMS] + [f"{lr:.8g}"]
+        with self.path.open("a", newline="") as fh:
+            csv.writer(fh).writerow(cells)
+
+
+def read_train_log(path: str | Path) -> list[dict[str, float | None]]:
+    """Rows of ``train_log.csv`` as dicts (empty cells as ``None``)."""
+    with Path(path).open(newline="") as fh:
+        return [{k: (float(v) if v != "" else None) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    lora_path: Path
+    log_path: Path
+    steps: int
+    max_steps: int
+
+    @property
+    def finished(self) -> bool:
+        return self.steps >= self.max_steps
+
+
+def _check_data(config: TrainConfig, data_dir: Path) -> list[dict]:
+    from scoft.data import read_metadata
+
+    records = read_metadata(data_dir)
+    if not records:
+        raise ValueError(f"no training records in {data_dir}/metadata.jsonl")
+    if config.uses_contrastive:
+        if config.max_negatives < 1:
+            raise ValueError("variant 'mpc' needs max_negatives >= 1")
+        if not any(_record_negatives(r) for r in records):
+            raise ValueError(
+                f"variant 'mpc' needs negatives, but no record in {data_dir}/metadata.jsonl has negative_imgpath; "
+                "run `python -m scoft negatives` first or train variant 'mp'"
+            )
+    return records
+
+
+def _record_negatives(record: Any) -> list:
+    value = record.get("negative_imgpath") if isinstance(record, dict) else getattr(record, "negative_imgpath", None)
+    return list(value or [])
+
+
+def train(
+    config: TrainConfig,
+    base: str | Path,
+    data_dir: str | Path,
+    out: str | Path,
+    *,
+    backbone_dir: str | Path | None = None,
+    resume: bool = False,
+    stop_after: int | None = None,
+    show_progress: bool = True,
+) -> TrainResult:
+    """Train one LoRA variant and write ``OUT/pytorch_lora_weights.safetensors``, ``config.toml``, ``train_log.csv``
+    and ``checkpoint-{step}/`` folders.
+
+    ``resume`` continues from the latest checkpoint; ``stop_after`` ends this invocation after that optimizer step
+    (with a checkpoint, for time-limited job slots), leaving the LoRA file to the run that reaches the last step.
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration
+
+    from scoft import __version__
+    from scoft.data import CCUBDataset, collate
+
+    out, data_dir = Path(out), Path(data_dir)
+    _check_data(config, data_dir)
+    mixed = resolve_mixed_precision(config.mixed_precision)
+    accelerator = Accelerator(
+        mixed_precision=mixed, project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs"))
+    )
+    device = accelerator.device
+    weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mixed, torch.float32)
+
+    models = load_models(base)
+    for module in (models.text_encoder, models.vae, models.unet):
+        module.requires_grad_(False)
+        module.to(device) if weight_dtype == torch.float32 else module.to(device, dtype=weight_dtype)
+    models.text_encoder.eval()
+    models.vae.eval()
+    params = add_lora(models.unet, config.lora_rank, config.lora_alpha, config.lora_target_modules)
+    if config.gradient_checkpointing:
+        models.unet.enable_gradient_checkpointing()
+        models.vae.enable_gradient_checkpointing()
+    backbones = build_backbones(config, backbone_dir, device, weight_dtype)
+
+    dataset = CCUBDataset(
+        data_dir,
+        resolution=config.resolution,
+        center_crop=config.center_crop,
+        random_flip=config.random_flip,
+        joint_flip=config.joint_flip,
+        tokenizer=models.tokenizer,
+        max_negatives=config.max_negatives if config.uses_contrastive else 0,
+        seed=config.seed,
+    )
+    accum = config.gradient_accumulation_steps
+    per_epoch = len(dataset) // (config.train_batch_size * accelerator.num_processes)
+    max_steps = config.max_train_steps or config.num_train_epochs * max(1, math.ceil(per_epoch / accum))
+
+    optimizer = torch.optim.AdamW(
+        params,
+        lr=config.learning_rate,
+        betas=(config.adam_beta1, config.adam_beta2),
+        weight_decay=config.adam_weight_decay,
+        eps=config.adam_epsilon,
+    )
+    from diffusers.optimization import get_scheduler
+
+    lr_scheduler = get_scheduler(
+        config.lr_scheduler, optimizer, num_warmup_steps=config.lr_warmup_steps, num_training_steps=max_steps
+    )
+    unet, optimizer = accelerator.prepare(models.unet, optimizer)
+    raw_unet = accelerator.unwrap_model(unet)
+    accelerator.register_for_checkpointing(lr_scheduler)
+    _register_lora_hooks(accelerator, raw_unet)
+
+    out.mkdir(parents=True, exist_ok=True)
+    start_step = 0
+    checkpoint = latest_checkpoint(out) if resume else None
+    if resume and checkpoint is None and accelerator.is_main_process:
+        print(f"no checkpoint in {out}; starting from step 0", file=sys.stderr)
+    if checkpoint is not None:
+        accelerator.load_state(str(checkpoint))
+        start_step = int(json.loads((checkpoint / STEP_FILE).read_text())["step"])
+    if accelerator.is_main_process:
+        run = {"base": str(base), "data": str(data_dir), "backbone": str(backbone_dir) if backbone_dir else None}
+        run |= {"max_train_steps": max_steps, "num_processes": accelerator.num_processes}
+        run["package_version"] = __version__
+        (out / "config.toml").write_text(dump_config(config, run))
+    log = TrainLog(out / "train_log.csv", start_step if checkpoint else None) if accelerator.is_main_process else None
+
+    with torch.no_grad():
+        null_ids = tokenize(models.tokenizer, [""]).to(device)
+        null_embedding = models.text_encoder(null_ids)[0]
+    sampler = StepBatchSampler(
+        len(dataset),
+        config.train_batch_size,
+        config.seed,
+        start_step * accum,
+        max_steps * accum,
+        accelerator.num_processes,
+        accelerator.process_index,
+    )
+    loader = DataLoader(
+        EpochIndexed(dataset), batch_sampler=sampler, collate_fn=collate, num_workers=config.dataloader_num_workers
+    )
+    ctx = StepContext(config, models, unet, raw_unet, null_embedding, backbones, weight_dtype, device)
+    end = max_steps if stop_after is None else min(max_steps, stop_after)
+    loop_args = (optimizer, lr_scheduler, params, log, out, start_step, end, show_progress)
+    step = train_loop(ctx, accelerator, loader, *loop_args)
+
+    accelerator.wait_for_everyone()
+    lora_path = out / LORA_WEIGHT_NAME
+    if accelerator.is_main_process and step >= max_steps:
+        lora_path = save_lora(raw_unet, out)
+    accelerator.end_training()
+    return TrainResult(out, lora_path, out / "train_log.csv", step, max_steps)
+
+
+def _register_lora_hooks(accelerator: Any, raw_unet: nn.Module) -> None:
+    """Checkpoints hold the LoRA weights only, not the frozen UNet."""
+    from safetensors.torch import load_file, save_file
+
+    def save_hook(models: list, weights: list, output_dir: str) -> None:
+        for i in reversed(range(len(models))):
+            if accelerator.unwrap_model(models[i]) is raw_unet:
+                if accelerator.is_main_process:
+                    save_file(lora_state_dict(raw_unet), str(Path(output_dir) / CHECKPOINT_LORA))
+                if weights:
+                    weights.pop(i)
+
+    def load_hook(models: list, input_dir: str) -> None:
+        for i in reversed(range(len(models))):
+            if accelerator.unwrap_model(models[i]) is raw_unet:
+                models.pop(i)
+                set_lora_state_dict(raw_unet, load_file(str(Path(input_dir) / CHECKPOINT_LORA)))
+
+    accelerator.register_save_state_pre_hook(save_hook)
+    accelerator.register_load_state_pre_hook(load_hook)
+
+
+def train_loop(
+    ctx: StepContext,
+    accelerator: Any,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    lr_scheduler: Any,
+    params: list[nn.Parameter],
+    log: TrainLog | None,
+    out: Path,
+    start_step: int,
+    end_step: int,
+    show_progress: bool = True,
+) -> int:
+    """Micro-batches from ``loader`` (deterministic order), gradient accumulation, clipping, logging, checkpoints;
+    returns the optimizer step reached (``end_step`` unless the loader runs out)."""
+    from tqdm.auto import tqdm
+
+    cfg = ctx.config
+    accum = cfg.gradient_accumulation_steps
+    seed_rank = accelerator.process_index
+    bar = tqdm(
+        total=end_step,
+        initial=start_step,
+        desc=f"train {cfg.variant}",
+        disable=not (show_progress and accelerator.is_main_process),
+    )
+    sums = torch.zeros(2 * len(TERMS), device=ctx.device)
+    step = start_step
+    micro = start_step * accum
+    ctx.unet.train()
+    for batch in loader:
+        sync = (micro + 1) % accum == 0
+        chain = cfg.uses_chain and micro % cfg.contrastive_interval == 0
+        generator = torch.Generator().manual_seed(mix_seed(cfg.seed, micro, seed_rank))
+        no_sync = accelerator.no_sync(ctx.unet) if not sync and accelerator.num_processes > 1 else nullcontext()
+        with no_sync:
+            with accelerator.autocast():
+                terms = micro_step_losses(ctx, batch, generator, chain)
+            accelerator.backward(terms["loss"] / accum)
+        for i, name in enumerate(TERMS):
+            if terms[name] is not None:
+                sums[2 * i] += terms[name].detach().float()
+                sums[2 * i + 1] += 1
+        micro += 1
+        if not sync:
+            continue
+        accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
+        optimizer.step()
+        lr = lr_scheduler.get_last_lr()[0]
+        lr_scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        totals = accelerator.reduce(sums, reduction="sum").tolist()
+        values = {n: (totals[2 * i] / totals[2 * i + 1] if totals[2 * i + 1] else None) for i, n in enumerate(TERMS)}
+        sums.zero_()
+        if log is not None:
+            log.write(step, values, lr)
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.4f}" for k, v in values.items() if v is not None})
+        if step % cfg.checkpointing_steps == 0 or step == end_step:
+            save_checkpoint(accelerator, out, step, cfg.checkpoints_total_limit)
+        if step >= end_step:
+            break
+    bar.close()
+    return step
+
+
+def save_checkpoint(accelerator: Any, out: Path, step: int, keep: int) -> Path:
+    path = out / f"checkpoint-{step}"
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(path))
+    if accelerator.is_main_process:
+        (path / STEP_FILE).write_text(json.dumps({"step": step}))
+        prune_checkpoints(out, keep)
+    accelerator.wait_for_everyone()
+    return path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m scoft train", description="Train a SCoFT LoRA variant.")
+    p.add_argument("--base", type=Path, required=True, help="SD-1.x pipeline folder (diffusers layout)")
+    p.add_argument("--data", type=Path, required=True, help="folder with metadata.jsonl and the images")
+    p.add_argument("--variant", choices=VARIANTS, required=True, help="ldm, m, mp or mpc")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--config", type=Path, help="TOML file with training settings ([train] table)")
+    p.add_argument("--max-steps", type=int, help="optimizer steps (overrides the epochs)")
+    p.add_argument("--seed", type=int, help="random seed (default from the config: 1024)")
+    p.add_argument("--resume", action="store_true", help="continue from the latest OUT/checkpoint-*")
+    p.add_argument("--stop-after", type=int, help="end this invocation after that optimizer step (resume later)")
+    p.add_argument("--backbone", type=Path, help="perceptual backbones: vgg16.safetensors, clip/, dino/")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args.config, variant=args.variant, max_train_steps=args.max_steps, seed=args.seed)
+        result = train(
+            config,
+            args.base,
+            args.data,
+            args.out,
+            backbone_dir=args.backbone,
+            resume=args.resume,
+            stop_after=args.stop_after,
+            show_progress=not args.no_progress,
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if result.finished:
+        print(f"wrote {result.lora_path} ({result.steps} steps)")
+    else:
+        print(f"stopped at step {result.steps} of {result.max_steps}; continue with --resume")
+    return 0
