@@ -46,7 +46,7 @@ def draw(text: str, page: str, variant: int, size: int = SIZE) -> Image.Image:
     return im
 
 
-def manifest_entries(design: Design) -> list[tuple[dict, Image.Image]]:
+def manifest_entries(design: Design, size: int = SIZE) -> list[tuple[dict, Image.Image]]:
     out = []
     for page in design.pages():
         for variant, model in enumerate(design.models):
@@ -59,12 +59,12 @@ def manifest_entries(design: Design) -> list[tuple[dict, Image.Image]]:
                 "prompt_id": page.prompt_id,
                 "prompt": page.text,
                 "seed": page.seed,
-                "width": SIZE,
-                "height": SIZE,
+                "width": size,
+                "height": size,
                 "sampler": {"scheduler": "placeholder", "steps": 0, "guidance": 0.0},
                 "checkpoint": {"base": "placeholder", "lora_sha256": None},
             }
-            out.append((entry, draw(page.text, page.id, variant)))
+            out.append((entry, draw(page.text, page.id, variant, size)))
     return out
 
 
@@ -85,9 +85,9 @@ def _up_to_date(out: Path, expected: list[str]) -> bool:
     return True
 
 
-def write_placeholders(design: Design, out: Path, *, force: bool = False) -> tuple[Path, bool]:
+def write_placeholders(design: Design, out: Path, *, size: int = SIZE, force: bool = False) -> tuple[Path, bool]:
     """Write the images and ``manifest.jsonl``; returns (manifest path, whether anything was written)."""
-    pairs = manifest_entries(design)
+    pairs = manifest_entries(design, size)
     manifest = out / "manifest.jsonl"
     if not force and _up_to_date(out, [e["image_id"] for e, _ in pairs]):
         return manifest, False
@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.placeholder", description=__doc__.splitlines()[0])
     parser.add_argument("--design", required=True)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--size", type=int, default=SIZE, help="image width and height in pixels")
     parser.add_argument("--force", action="store_true", help="redraw even if the output is up to date")
     args = parser.parse_args(argv)
     try:
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     except DesignError as err:
         print(err, file=sys.stderr)
         return 1
-    manifest, wrote = write_placeholders(design, Path(args.out), force=args.force)
+    manifest, wrote = write_placeholders(design, Path(args.out), size=args.size, force=args.force)
     n = len(design.pages()) * len(design.models)
     print(f"{'wrote' if wrote else 'up to date:'} {n} placeholder images and {manifest}")
     return 0

@@ -1,0 +1,147 @@
+"""``python -m app.export --round ID --out responses.csv``: one row per (participant, page, criterion, image).
+
+Columns and order are the DESIGN.md contract with ``analysis``. Criteria marked "too distressing to judge" are
+not exported (they are kept in the database and counted in the round's status). ``attention_passed`` is set on
+attention-check rows only; ``excluded`` marks participants whose failed checks reached the design's threshold
+(or whom a researcher excluded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+from sqlmodel import Session, col, select
+
+from app.models import Assignment, Participant, Ranking, Round, RoundImage
+from app.snapshots import round_design
+
+COLUMNS = [
+    "round_id",
+    "participant_id",
+    "participant_culture",
+    "page_id",
+    "page_culture",
+    "prompt_id",
+    "seed",
+    "criterion",
+    "model_id",
+    "image_id",
+    "rank",
+    "n_items",
+    "initial_position",
+    "moved",
+    "seconds_on_page",
+    "submitted_at",
+    "is_attention_check",
+    "is_repeat",
+    "attention_passed",
+    "excluded",
+]
+
+
+class ExportError(ValueError):
+    pass
+
+
+def _bool(value: bool | None) -> str:
+    return "" if value is None else ("true" if value else "false")
+
+
+def _when(t: datetime | None) -> str:
+    return "" if t is None else t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def response_rows(session: Session, round_id: str) -> Iterator[dict[str, object]]:
+    rnd = session.get(Round, round_id)
+    if rnd is None:
+        raise ExportError(f"no round {round_id!r}")
+    design = round_design(rnd)
+    threshold = design.quality.exclude_after_failed_checks if design.quality.attention_checks > 0 else None
+    images = {r.image_id: r for r in session.exec(select(RoundImage).where(RoundImage.round_id == round_id))}
+    people = {p.id: p for p in session.exec(select(Participant).where(Participant.round_id == round_id))}
+    slots = session.exec(
+        select(Assignment)
+        .where(Assignment.round_id == round_id, col(Assignment.submitted_at).is_not(None))
+        .order_by(col(Assignment.participant_id), col(Assignment.position))
+    ).all()
+    by_slot: dict[int, list[Ranking]] = {}
+    ranking_q = (
+        select(Ranking)
+        .join(Assignment, col(Assignment.id) == col(Ranking.slot_id))
+        .where(Assignment.round_id == round_id)
+    )
+    for r in session.exec(ranking_q):
+        by_slot.setdefault(r.slot_id, []).append(r)
+    for slot in slots:
+        person = people[slot.participant_id]
+        excluded = person.status == "excluded" or (threshold is not None and person.failed_checks >= threshold)
+        crit_order = {c: i for i, c in enumerate(slot.criteria_order)}
+        rankings = sorted(by_slot.get(slot.id or -1, []), key=lambda r: (crit_order[r.criterion], r.initial_position))
+        for r in rankings:
+            img = images[r.image_id]
+            yield {
+                "round_id": round_id,
+                "participant_id": person.pseudonym,
+                "participant_culture": person.culture or "",
+                "page_id": slot.page_id,
+                "page_culture": img.culture,
+                "prompt_id": img.prompt_id,
+                "seed": img.seed,
+                "criterion": r.criterion,
+                "model_id": img.model_id,
+                "image_id": img.image_id,
+                "rank": r.rank,
+                "n_items": len(slot.image_order),
+                "initial_position": r.initial_position,
+                "moved": _bool(r.moved),
+                "seconds_on_page": "" if slot.seconds_on_page is None else f"{slot.seconds_on_page:.3f}",
+                "submitted_at": _when(slot.submitted_at),
+                "is_attention_check": _bool(slot.kind == "attention"),
+                "is_repeat": _bool(slot.kind == "repeat"),
+                "attention_passed": _bool(slot.attention_passed) if slot.kind == "attention" else "",
+                "excluded": _bool(excluded),
+            }
+
+
+def write_responses(session: Session, round_id: str, out: Path) -> int:
+    """Write ``responses.csv``; returns the number of data rows."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with out.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for row in response_rows(session, round_id):
+            writer.writerow(row)
+            n += 1
+    return n
+
+
+def main(argv: list[str] | None = None) -> int:
+    from app.config import Settings
+    from app.db import create_tables, make_engine, new_session
+
+    parser = argparse.ArgumentParser(prog="python -m app.export", description="Export a round's responses.csv.")
+    parser.add_argument("--round", required=True)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    engine = make_engine(Settings().database_url)
+    create_tables(engine)
+    try:
+        with new_session(engine) as session:
+            n = write_responses(session, args.round, Path(args.out))
+    except ExportError as err:
+        print(f"cannot export: {err}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(f"wrote {n} rows to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
