@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 from app.clock import Clock, utcnow
 from app.config import Settings
 from app.db import create_tables, make_engine
+from app.errors import install_error_handlers
 from app.middleware import BodyLimit, SecurityHeaders
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -42,4 +43,5 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(api.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)
+    install_error_handlers(app)
     return app
