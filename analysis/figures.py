@@ -244,10 +244,12 @@ def rank_distribution_figure(
     cultures: Sequence[str] | None = None,
     criteria: Sequence[str] | None = None,
     title: str = "Participants' mean rank of each model, by culture",
+    max_points: int = 150,
 ) -> Figure:
     """Per criterion (panel): each participant's mean rank of each model, as boxes plus points coloured by culture.
 
-    ``participant_ranks`` has columns ``criterion, culture, participant_id, model_id, mean_rank``.
+    ``participant_ranks`` has columns ``criterion, culture, participant_id, model_id, mean_rank``. Boxes use every
+    participant; at most ``max_points`` points per culture and model are drawn (a seeded random subset).
     """
     if participant_ranks.empty:
         return _empty(title)
@@ -270,8 +272,9 @@ def rank_distribution_figure(
                 if len(vals):
                     positions.append(x)
                     data.append(vals)
-                    jitter = rng.uniform(-width * 0.3, width * 0.3, len(vals))
-                    ax.scatter(x + jitter, vals, s=6, color=colours[culture], alpha=0.45, linewidths=0)
+                    shown = vals if len(vals) <= max_points else rng.choice(vals, max_points, replace=False)
+                    jitter = rng.uniform(-width * 0.3, width * 0.3, len(shown))
+                    ax.scatter(x + jitter, shown, s=6, color=colours[culture], alpha=0.45, linewidths=0)
             if data:
                 ax.boxplot(data, positions=positions, widths=width * 0.8, showfliers=False, patch_artist=True,
                            boxprops={"facecolor": "none", "edgecolor": colours[culture]},

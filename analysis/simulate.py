@@ -265,7 +265,15 @@ def simulate_responses(
         reg = (local[:, None] * n_reg + np.arange(n_reg)[None, :]) % n_pages  # even coverage of the pages
         local_page = np.empty((n_part, n_slots), dtype=np.int64)
         local_page[:, kind == 0] = reg
-        local_page[:, kind == 1] = rng.integers(0, n_pages, (n_part, n_att))
+        # distinct check pages, from pages the participant does not rank where the design leaves enough of them
+        spare = n_pages - n_reg
+        if spare >= n_att:
+            pick = np.argsort(rng.random((n_part, spare)), axis=1)[:, :n_att]
+            check = (local[:, None] + 1) * n_reg + pick
+        else:
+            check = np.argsort(rng.random((n_part, n_pages)), axis=1)[:, :n_att]
+            check = check if n_att <= n_pages else check[:, np.arange(n_att) % n_pages]
+        local_page[:, kind == 1] = check % n_pages
         local_page[:, kind == 2] = reg[:, :n_rep]
         offset = (local[:, None] + local_page) % k
         offset[:, kind == 2] += 1 + k // 2  # a repeat shows its page in another order
