@@ -27,7 +27,7 @@ def image_id(design: Design, page: str, model: str) -> str:
     return hashlib.sha256(f"{design.id}\x1f{page}\x1f{model}".encode()).hexdigest()[:20]
 
 
-def draw(text: str, page: str, variant: int, size: int = SIZE) -> Image.Image:
+def draw(text: str, variant: int, size: int = SIZE) -> Image.Image:
     """A placeholder drawing: a coloured field with ``variant + 1`` shapes, the prompt text and a clear label."""
     colour = PALETTE[variant % len(PALETTE)]
     im = Image.new("RGB", (size, size), tuple(c // 3 + 150 for c in colour))
@@ -38,11 +38,10 @@ def draw(text: str, page: str, variant: int, size: int = SIZE) -> Image.Image:
         x0 = size // 8 + k * size // 6
         d.ellipse([x0, size // 2, x0 + size // 7, size // 2 + size // 7], fill=colour, outline=(0, 0, 0))
     d.rectangle([0, 0, size, size // 6], fill=(30, 30, 30))
-    d.text((size // 20, size // 40), "PLACEHOLDER", fill=(255, 220, 0), font=big)
+    d.text((size // 5, size // 40), "PLACEHOLDER", fill=(255, 220, 0), font=big)
     lines = textwrap.wrap(text, width=28)[:3]
     for n, line in enumerate(lines):
         d.text((size // 20, size // 5 + n * size // 14), line, fill=(0, 0, 0), font=font)
-    d.text((size // 20, size - size // 10), f"page {page}", fill=(0, 0, 0), font=font)
     return im
 
 
@@ -64,7 +63,7 @@ def manifest_entries(design: Design, size: int = SIZE) -> list[tuple[dict, Image
                 "sampler": {"scheduler": "placeholder", "steps": 0, "guidance": 0.0},
                 "checkpoint": {"base": "placeholder", "lora_sha256": None},
             }
-            out.append((entry, draw(page.text, page.id, variant, size)))
+            out.append((entry, draw(page.text, variant, size)))
     return out
 
 

@@ -1,0 +1,111 @@
+"""A real server (``python -m app``) on a free loopback port, with the demo round launched from placeholders."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from app.config import Settings
+from app.db import create_tables, make_engine, new_session
+from app.launch import launch_round
+from app.placeholder import write_placeholders
+from study_designs.schema import load_design
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@dataclass
+class LiveStudy:
+    base_url: str
+    settings: Settings
+    round_id: str
+    log: Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def live_demo(tmp_path: Path) -> Iterator[LiveStudy]:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'study.db'}", media_root=tmp_path / "media", secret_key="e2e-secret"
+    )
+    design = REPO / "study_designs" / "demo.toml"
+    manifest, _ = write_placeholders(load_design(design), tmp_path / "images", size=192)
+    engine = make_engine(settings.database_url)
+    create_tables(engine)
+    with new_session(engine) as s:
+        launch_round(
+            s,
+            design_path=design,
+            manifest_path=manifest,
+            round_id="demo",
+            media_root=settings.media_root,
+            now=datetime.now(UTC),
+        )
+    engine.dispose()
+    port = free_port()
+    env = dict(
+        os.environ,
+        DATABASE_URL=settings.database_url,
+        MEDIA_ROOT=str(settings.media_root),
+        SECRET_KEY=settings.secret_key,
+        RESEARCHER_TOKEN="e2e-token",
+        HOST="127.0.0.1",
+        PORT=str(port),
+    )
+    log = tmp_path / "server.log"
+    with log.open("w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "app"], cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(base + "/healthz", timeout=1)
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"server exited: {log.read_text()}") from None
+                time.sleep(0.1)
+        else:
+            raise RuntimeError(f"server did not start: {log.read_text()}")
+        yield LiveStudy(base, settings, "demo", log)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
