@@ -119,14 +119,23 @@ def load_round_data(session: Session, rnd: Round) -> RoundData:
 
 
 def flag_rules(design: Design) -> monitor.FlagRules:
-    return monitor.FlagRules(min_seconds_per_page=design.quality.min_seconds_per_page)
+    q = design.quality
+    return monitor.FlagRules(
+        min_seconds_per_page=q.min_seconds_per_page,
+        exclude_after_failed_checks=q.exclude_after_failed_checks if q.attention_checks > 0 else None,
+    )
 
 
 def monitor_view(data: RoundData, now: datetime) -> MonitorView:
     now = aware_utc(now)
     rules = flag_rules(data.design)
     coverage = monitor.coverage_matrix(
-        data.pages, data.slots, data.participants, target=data.design.assignment.target_rankings_per_page, now=now
+        data.pages,
+        data.slots,
+        data.participants,
+        target=data.design.assignment.target_rankings_per_page,
+        now=now,
+        exclude_after_failed_checks=rules.exclude_after_failed_checks,
     )
     quality = monitor.participant_quality(data.participants, data.slots, data.rankings, rules)
     summary = monitor.round_summary(

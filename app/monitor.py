@@ -95,6 +95,7 @@ class FlagRules:
     retest_max_tau: float = 0.0  # flag when the mean Kendall tau between a page and its repeat is below this
     broken_check_rate: float = 0.5  # an attention page failed by at least this share of raters ...
     broken_check_min_n: int = 3  # ... out of at least this many looks broken rather than careless
+    exclude_after_failed_checks: int | None = None  # the design's exclusion rule (None: no attention checks)
 
 
 # -- outputs ---------------------------------------------------------------------------------------------------
@@ -107,10 +108,15 @@ class CoverageCell:
     done: int
     target: int
     leased: int
+    excluded: int = 0  # of ``done``: rankings by participants the export marks excluded
 
     @property
     def complete(self) -> bool:
         return self.done >= self.target
+
+    @property
+    def valid(self) -> int:
+        return self.done - self.excluded
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +135,10 @@ class CultureCoverage:
     @property
     def leased(self) -> int:
         return sum(c.leased for c in self.cells)
+
+    @property
+    def excluded(self) -> int:
+        return sum(c.excluded for c in self.cells)
 
     @property
     def pages_complete(self) -> int:
@@ -174,6 +184,7 @@ class RoundSummary:
     live_leases: int
     median_seconds_per_page: float | None
     coverage_done: int
+    coverage_excluded: int
     coverage_target: int
     flagged: dict[str, int] = field(default_factory=dict)
 
@@ -190,6 +201,13 @@ def expired_leases(slots: Iterable[SlotRow], now: datetime) -> list[SlotRow]:
     return [s for s in slots if s.submitted_at is None and s.leased_until is not None and s.leased_until <= now]
 
 
+def is_excluded(p: ParticipantRow, exclude_after_failed_checks: int | None) -> bool:
+    """Excluded by a researcher, or by the design's attention-check rule (as the export marks it)."""
+    return p.status == "excluded" or (
+        exclude_after_failed_checks is not None and p.failed_checks >= exclude_after_failed_checks
+    )
+
+
 def coverage_matrix(
     pages: Sequence[PageRef],
     slots: Iterable[SlotRow],
@@ -197,22 +215,28 @@ def coverage_matrix(
     *,
     target: int,
     now: datetime,
+    exclude_after_failed_checks: int | None = None,
 ) -> list[CultureCoverage]:
-    """Culture × page: valid rankings done (regular pages of non-excluded participants), target, live leases."""
-    status = {p.id: p.status for p in participants}
+    """Culture × page: rankings done (submitted regular pages, as assignment counts them; ``excluded`` says how
+    many of them the export marks excluded), the target, and live leases of participants still taking part."""
+    people = {p.id: p for p in participants}
     done: Counter[str] = Counter()
+    excluded: Counter[str] = Counter()
     leased: Counter[str] = Counter()
     for s in slots:
-        if s.kind != "regular":
+        p = people.get(s.participant_id)
+        if s.kind != "regular" or p is None:
             continue
-        st = status.get(s.participant_id)
-        if s.submitted_at is not None and st not in (None, "excluded"):
+        if s.submitted_at is not None:
             done[s.page_id] += 1
-        elif st not in INACTIVE and st is not None and lease_live(s, now):
+            excluded[s.page_id] += is_excluded(p, exclude_after_failed_checks)
+        elif p.status not in INACTIVE and lease_live(s, now):
             leased[s.page_id] += 1
     by_culture: dict[str, list[CoverageCell]] = defaultdict(list)
-    for p in pages:
-        by_culture[p.culture].append(CoverageCell(p.id, p.culture, done[p.id], target, leased[p.id]))
+    for pg in pages:
+        by_culture[pg.culture].append(
+            CoverageCell(pg.id, pg.culture, done[pg.id], target, leased[pg.id], excluded[pg.id])
+        )
     return [CultureCoverage(c, tuple(cells)) for c, cells in by_culture.items()]
 
 
@@ -378,6 +402,7 @@ def round_summary(
         live_leases=sum(1 for s in slots if s.participant_id in active and lease_live(s, now)),
         median_seconds_per_page=median_seconds_per_page(submitted),
         coverage_done=sum(c.done for c in coverage),
+        coverage_excluded=sum(c.excluded for c in coverage),
         coverage_target=sum(c.target for c in coverage),
         flagged=flagged,
     )

@@ -57,6 +57,9 @@ def _input_problems(req: LaunchRequest) -> list[str]:
     ):
         if (path is None) == (text is None):
             problems.append(f"{name}: upload a file or give a server path (exactly one of them)")
+    for name, path in (("design", req.design_path), ("manifest", req.manifest_path)):
+        if path is not None and not Path(path).is_file():
+            problems.append(f"{name} {path}: no such file on the server")
     if req.manifest_jsonl is not None and req.images_dir is None:
         problems.append("images folder: required when the manifest is uploaded (its file paths are relative to it)")
     if req.images_dir is not None and not Path(req.images_dir).is_dir():
@@ -77,10 +80,10 @@ def _content_problems(design_path: Path, manifest_path: Path, images_dir: Path) 
 def launch(session: Session, req: LaunchRequest, *, settings: Settings, actor: str, now: datetime) -> Round:
     """Validate and launch a round; raise :class:`LaunchProblems` listing every problem found."""
     problems = _input_problems(req)
-    if any(p.startswith(("design:", "manifest:")) for p in problems):
-        raise LaunchProblems(problems)
     if req.round_id and session.get(Round, req.round_id) is not None:
-        problems.append(f"round {req.round_id!r} already exists; choose a new id")
+        problems.insert(0, f"round {req.round_id!r} already exists; choose a new id")
+    if any(p.startswith(("design", "manifest")) for p in problems):
+        raise LaunchProblems(problems)
     with tempfile.TemporaryDirectory(prefix="launch-") as tmp:
         folder = Path(tmp)
         if req.design_toml is not None:
@@ -94,8 +97,19 @@ def launch(session: Session, req: LaunchRequest, *, settings: Settings, actor: s
         else:
             manifest_path = Path(str(req.manifest_path))
         images_dir = Path(req.images_dir) if req.images_dir else manifest_path.parent
+        uploads = {str(design_path): "uploaded design", str(manifest_path): "uploaded manifest"}
+        if req.design_toml is None:
+            del uploads[str(design_path)]
+        if req.manifest_jsonl is None:
+            del uploads[str(manifest_path)]
+
+        def named(found: list[str]) -> list[str]:
+            for path, label in uploads.items():
+                found = [p.replace(path, label) for p in found]
+            return found
+
         if problems:
-            raise LaunchProblems(problems + _content_problems(design_path, manifest_path, images_dir))
+            raise LaunchProblems(problems + named(_content_problems(design_path, manifest_path, images_dir)))
         try:
             launch_round(
                 session,
@@ -108,7 +122,7 @@ def launch(session: Session, req: LaunchRequest, *, settings: Settings, actor: s
                 images_dir=images_dir,
             )
         except LaunchError as err:
-            raise LaunchProblems(err.problems) from None
+            raise LaunchProblems(named(err.problems)) from None
     rnd = session.get(Round, req.round_id)
     assert rnd is not None
     return rnd

@@ -79,6 +79,7 @@ class RoundDetailOut(RoundOut):
 class CoverageCellOut(BaseModel):
     page_id: str
     done: int
+    excluded: int
     target: int
     leased: int
 
@@ -86,6 +87,7 @@ class CoverageCellOut(BaseModel):
 class CultureCoverageOut(BaseModel):
     culture: str
     done: int
+    excluded: int
     target: int
     leased: int
     pages_complete: int
@@ -113,7 +115,8 @@ class RoundStatusOut(BaseModel):
     skipped_judgments: int
     live_leases: int
     median_seconds_per_page: float | None
-    coverage_done: int
+    coverage_done: int = Field(description="Submitted regular pages (what assignment counts toward the target).")
+    coverage_excluded: int = Field(description="Of coverage_done: pages by participants the export marks excluded.")
     coverage_target: int
     flagged: dict[str, int]
     coverage: list[CultureCoverageOut]
@@ -124,12 +127,16 @@ class LaunchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     round_id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_\-]*$")
-    design_path: str | None = Field(default=None, max_length=1000, description="Design TOML on the server")
+    design_path: str | None = Field(
+        default=None, min_length=1, max_length=1000, description="Design TOML on the server"
+    )
     design_toml: str | None = Field(default=None, max_length=1_000_000, description="or the design TOML itself")
-    manifest_path: str | None = Field(default=None, max_length=1000, description="manifest.jsonl on the server")
+    manifest_path: str | None = Field(
+        default=None, min_length=1, max_length=1000, description="manifest.jsonl on the server"
+    )
     manifest_jsonl: str | None = Field(default=None, max_length=8_000_000, description="or the manifest itself")
     images_dir: str | None = Field(
-        default=None, max_length=1000, description="Folder the manifest's file paths are relative to"
+        default=None, min_length=1, max_length=1000, description="Folder the manifest's file paths are relative to"
     )
 
 
@@ -190,17 +197,22 @@ def status_out(rnd: Round, view: console_data.MonitorView, at: datetime) -> Roun
         live_leases=s.live_leases,
         median_seconds_per_page=s.median_seconds_per_page,
         coverage_done=s.coverage_done,
+        coverage_excluded=s.coverage_excluded,
         coverage_target=s.coverage_target,
         flagged=s.flagged,
         coverage=[
             CultureCoverageOut(
                 culture=c.culture,
                 done=c.done,
+                excluded=c.excluded,
                 target=c.target,
                 leased=c.leased,
                 pages_complete=c.pages_complete,
                 pages=[
-                    CoverageCellOut(page_id=x.page_id, done=x.done, target=x.target, leased=x.leased) for x in c.cells
+                    CoverageCellOut(
+                        page_id=x.page_id, done=x.done, excluded=x.excluded, target=x.target, leased=x.leased
+                    )
+                    for x in c.cells
                 ],
             )
             for c in view.coverage

@@ -113,8 +113,8 @@ class Bot:
     def page(self) -> httpx.Response:
         return self.client.get(f"/p/{self.code}")
 
-    def submit_current(self, clock: FakeClock | None = None, seconds: float = 10) -> httpx.Response:
-        """Answer the current page: each criterion's ranks reversed from the shown order."""
+    def prepare(self) -> tuple[str, dict[str, str]]:
+        """The current page's form, answered: each criterion's ranks reversed from the shown order."""
         html = self.page().text
         action = _ACTION.search(html)
         assert action, html[:2000]
@@ -123,9 +123,16 @@ class Bot:
         data = {"token": _TOKEN.search(html).group(1)}  # type: ignore[union-attr]
         for crit, i in fields:
             data[f"rank-{crit}-{i}"] = str(n - int(i))
+        return f"/p/{self.code}/page/{action.group(2)}", data
+
+    def post(self, prepared: tuple[str, dict[str, str]]) -> httpx.Response:
+        return self.client.post(prepared[0], data=prepared[1])
+
+    def submit_current(self, clock: FakeClock | None = None, seconds: float = 10) -> httpx.Response:
+        prepared = self.prepare()
         if clock is not None:
             clock.advance(seconds=seconds)
-        return self.client.post(f"/p/{self.code}/page/{action.group(2)}", data=data)
+        return self.post(prepared)
 
     def finish(self, clock: FakeClock | None = None, max_pages: int = 50) -> int:
         for pages in range(max_pages):

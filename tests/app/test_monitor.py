@@ -31,25 +31,28 @@ def _judgment(slot: int, criterion: str, ranks: dict[str, int], initial: list[st
     return [m.RankingRow(slot, criterion, img, ranks[img], initial.index(img)) for img in initial]
 
 
-def test_coverage_counts_done_target_and_live_leases_only():
-    people = [_p(1), _p(2), _p(3, "excluded"), _p(4, "timed_out")]
+def test_coverage_counts_done_excluded_target_and_live_leases():
+    people = [_p(1), _p(2), _p(3, "excluded"), _p(4, "timed_out"), _p(5, failed_checks=2)]
     slots = [
         _s(1, 1, "k1"),
         _s(2, 2, "k1"),
-        _s(3, 3, "k1"),  # excluded participant: not counted as done
+        _s(3, 3, "k1"),  # excluded by the researcher: done, and counted as excluded
+        _s(8, 5, "k1"),  # failed two attention checks: excluded by the design's rule
         _s(4, 2, "k2", done=False, leased_until=NOW + timedelta(minutes=5)),  # live lease
         _s(5, 1, "k2", done=False, leased_until=NOW - timedelta(seconds=1)),  # expired lease
         _s(6, 4, "n1", done=False, leased_until=NOW + timedelta(minutes=5)),  # timed-out participant
         _s(7, 1, "k2", kind="attention"),  # attention pages never count toward coverage
     ]
-    cov = m.coverage_matrix(PAGES, slots, people, target=2, now=NOW)
+    cov = m.coverage_matrix(PAGES, slots, people, target=2, now=NOW, exclude_after_failed_checks=2)
     cells = {c.page_id: c for culture in cov for c in culture.cells}
-    assert (cells["k1"].done, cells["k1"].leased, cells["k1"].target) == (2, 0, 2)
-    assert cells["k1"].complete
+    assert (cells["k1"].done, cells["k1"].excluded, cells["k1"].leased, cells["k1"].target) == (4, 2, 0, 2)
+    assert cells["k1"].complete and cells["k1"].valid == 2
     assert (cells["k2"].done, cells["k2"].leased) == (0, 1)
     assert (cells["n1"].done, cells["n1"].leased) == (0, 0)
     korea = next(c for c in cov if c.culture == "korea")
-    assert (korea.done, korea.target, korea.leased, korea.pages_complete) == (2, 4, 1, 1)
+    assert (korea.done, korea.excluded, korea.target, korea.leased, korea.pages_complete) == (4, 2, 4, 1, 1)
+    without_rule = m.coverage_matrix(PAGES, slots, people, target=2, now=NOW)
+    assert next(c for c in without_rule if c.culture == "korea").excluded == 1
     assert [c.culture for c in cov] == ["korea", "nigeria"]
 
 

@@ -1,0 +1,236 @@
+"""The HTML console: CSRF, launch with every problem listed, monitor, pause/close, leases, exclusion, deletion."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import html
+import io
+import json
+import re
+
+import pytest
+
+from tests.app.console_support import BEARER, Bot, FakeClock, app_client, demo_inputs, launch_demo, login
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def client(tmp_path, clock):
+    with app_client(tmp_path, clock) as c:
+        launch_demo(c, tmp_path / "images")
+        yield c
+
+
+def _status(client, round_id="demo") -> dict:
+    return client.get(f"/api/rounds/{round_id}/status", headers=BEARER).json()
+
+
+def _export(client, kind: str, round_id="demo") -> list[dict]:
+    r = client.get(f"/api/rounds/{round_id}/export", params={"kind": kind}, headers=BEARER)
+    assert r.status_code == 200, r.text
+    return list(csv.DictReader(io.StringIO(r.text)))
+
+
+def test_state_changes_need_a_csrf_token_of_this_session(client):
+    csrf = login(client, "Ada")
+    assert client.post("/console/rounds/demo/status/pause").status_code == 403
+    assert client.post("/console/rounds/demo/status/pause", data={"csrf_token": csrf + "x"}).status_code == 403
+    other_session_csrf = login(client, "Bob")  # a new login starts a new session: the old token is void
+    assert client.post("/console/rounds/demo/status/pause", data={"csrf_token": csrf}).status_code == 403
+    assert _status(client)["status"] == "open"
+    r = client.post("/console/rounds/demo/status/pause", data={"csrf_token": other_session_csrf})
+    assert r.status_code == 303 and r.headers["location"] == "/console/rounds/demo"
+    assert _status(client)["status"] == "paused"
+    audit = client.get("/console/audit").text
+    assert "Bob" in audit and "pause" in audit
+
+
+def test_launch_form_lists_every_problem_at_once(client, tmp_path):
+    csrf = login(client)
+    design, manifest = demo_inputs(tmp_path / "images")
+    lines = manifest.read_text().splitlines()
+    entries = [json.loads(x) for x in lines]
+    entries[0]["sha256"] = "0" * 64  # a wrong hash
+    entries[1]["model_id"] = "dalle"  # an unknown model (and so a page without one of its models)
+    del entries[2]  # a page misses an image
+    bad = "\n".join(json.dumps(e) for e in entries) + "\n{not json\n"
+    r = client.post(
+        "/console/launch",
+        data={
+            "csrf_token": csrf,
+            "round_id": "Bad Id!",
+            "images_dir": str(manifest.parent),
+            "design_path": str(design),
+        },
+        files={"manifest_file": ("manifest.jsonl", bad.encode(), "application/jsonl")},
+    )
+    assert r.status_code == 422
+    problems = [html.unescape(p) for p in re.findall(r"<li>(.*?)</li>", r.text, flags=re.S)]
+    text = "\n".join(problems)
+    assert "round id" in text
+    assert "sha256" in text and "does not match" in text
+    assert "'dalle' is not in the design" in text
+    assert "no image for model" in text
+    assert "uploaded manifest:" in text and "not valid JSON" in text and "/tmp" not in text
+    assert len(problems) >= 5
+    assert "nothing was launched" in r.text
+    assert [x["id"] for x in client.get("/api/rounds", headers=BEARER).json()] == ["demo"]
+
+
+def test_launch_from_uploads_freezes_the_exact_bytes(client, tmp_path):
+    csrf = login(client)
+    design, manifest = demo_inputs(tmp_path / "images")
+    design_bytes, manifest_bytes = design.read_bytes(), manifest.read_bytes()
+    r = client.post(
+        "/console/launch",
+        data={"csrf_token": csrf, "round_id": "wave-2", "images_dir": str(manifest.parent)},
+        files={
+            "design_file": ("demo.toml", design_bytes, "text/plain"),
+            "manifest_file": ("manifest.jsonl", manifest_bytes, "text/plain"),
+        },
+    )
+    assert r.status_code == 303 and r.headers["location"] == "/console/rounds/wave-2", r.text
+    snap = client.get("/console/rounds/wave-2/export/snapshot")
+    assert snap.headers["content-disposition"] == 'attachment; filename="wave-2-snapshot.json"'
+    data = snap.json()
+    assert data["design_sha256"] == hashlib.sha256(design_bytes).hexdigest()
+    assert data["manifest_sha256"] == hashlib.sha256(manifest_bytes).hexdigest()
+    assert data["design_toml"] == design_bytes.decode()
+    assert len(data["manifest"]) == len(manifest_bytes.decode().splitlines())
+    page = client.get("/console").text
+    assert "wave-2" in page and "demo" in page
+
+
+def test_monitor_shows_a_participants_rankings_and_refreshes_itself(client, clock):
+    login(client)
+    page = client.get("/console/rounds/demo").text
+    assert '<meta http-equiv="refresh" content="30">' in page
+    assert "<script" not in page.split("</head>")[1]  # no inline script in the body (CSP)
+    assert "0 of 16 rankings" in page
+    bot = Bot(client, "demo", "PID-A")
+    bot.onboard("korea")
+    assert bot.finish(clock) == 5  # 4 pages + 1 attention check
+    page = client.get("/console/rounds/demo?refresh=0").text
+    assert "http-equiv" not in page
+    assert "4 of 16 rankings" in page
+    korea = re.search(r"<caption>korea: (\d+) / (\d+) done", page)
+    assert korea and korea.groups() == ("4", "8")
+    assert "PROLIFIC_PID={{%PROLIFIC_PID%}}&amp;STUDY_ID={{%STUDY_ID%}}&amp;SESSION_ID={{%SESSION_ID%}}" in page
+    assert "DEMO-DONE" in page
+    assert "ExternalQuestion" in page
+
+
+def test_pause_closes_entry_but_people_already_in_finish(client, clock):
+    csrf = login(client)
+    inside = Bot(client, "demo", "PID-IN")
+    inside.onboard("korea")
+    inside.submit_current(clock)
+    client.post("/console/rounds/demo/status/pause", data={"csrf_token": csrf})
+    late = Bot(client, "demo", "PID-LATE")
+    assert late.enter().status_code == 503
+    assert inside.finish(clock) == 4  # the rest of the pages are accepted while paused
+    assert _status(client)["participants_by_status"]["completed"] == 1
+    client.post("/console/rounds/demo/status/resume", data={"csrf_token": csrf})
+    assert late.enter().status_code == 303
+
+
+def test_close_is_final(client, clock):
+    csrf = login(client)
+    inside = Bot(client, "demo", "PID-IN")
+    inside.onboard("nigeria")
+    answered = inside.prepare()
+    r = client.post("/console/rounds/demo/status/close", data={"csrf_token": csrf})
+    assert r.status_code == 303
+    assert Bot(client, "demo", "PID-NEW").enter().status_code == 410
+    assert inside.post(answered).status_code == 409  # no submissions after closing
+    assert _status(client)["pages_submitted"] == 0
+    r = client.post("/console/rounds/demo/status/resume", data={"csrf_token": csrf})
+    assert r.status_code == 409 and "closed" in r.text
+    assert "Closed for good" in client.get("/console/rounds/demo").text
+
+
+def test_expired_leases_return_pages_to_the_pool(client, clock):
+    csrf = login(client)
+    # demo: 4 korean pages, target 2, 4 pages each: two people lease every korean page
+    idle = [Bot(client, "demo", f"IDLE-{i}") for i in range(2)]
+    for b in idle:
+        b.onboard("korea")
+    late_answer = idle[0].prepare()
+    s = _status(client)
+    korea = next(c for c in s["coverage"] if c["culture"] == "korea")
+    assert (korea["done"], korea["leased"]) == (0, 8)
+    full = Bot(client, "demo", "FULL")
+    full.onboard("korea")
+    assert "no pages left" in full.page().text or _status(client)["participants_by_status"]["ineligible"] == 1
+
+    clock.advance(minutes=31)  # demo lease_minutes = 30
+    korea = next(c for c in _status(client)["coverage"] if c["culture"] == "korea")
+    assert korea["leased"] == 0
+    fresh = Bot(client, "demo", "FRESH")
+    fresh.onboard("korea")
+    assert fresh.finish(clock) == 5
+
+    r = client.post("/console/rounds/demo/reclaim", data={"csrf_token": csrf})
+    assert r.status_code == 303
+    s = _status(client)
+    assert s["participants_by_status"]["timed_out"] == 2 and s["live_leases"] == 0
+    assert idle[0].post(late_answer).status_code == 409  # a timed-out person cannot take the page back
+    assert "ended" in idle[0].page().text
+    assert "reclaim_leases" in client.get("/console/audit?round_id=demo").text
+
+
+def test_exclude_keeps_rows_and_delete_removes_them(client, clock):
+    csrf = login(client)
+    bots = [Bot(client, "demo", f"P-{i}") for i in range(2)]
+    for b in bots:
+        b.onboard("korea")
+        b.finish(clock)
+    rows = _export(client, "responses")
+    people = sorted({r["participant_id"] for r in rows})
+    assert len(people) == 2
+    first, second = people
+    page = client.get("/console/rounds/demo/participants").text
+    assert first in page and "PROLIFIC" not in page and "P-0" not in page  # pseudonyms only
+
+    r = client.post(f"/console/rounds/demo/participants/{first}/exclude", data={"csrf_token": csrf, "reason": ""})
+    assert r.status_code == 422
+    r = client.post(
+        f"/console/rounds/demo/participants/{first}/exclude", data={"csrf_token": csrf, "reason": "straight-lining"}
+    )
+    assert r.status_code == 303
+    rows = _export(client, "responses")
+    assert {r["excluded"] for r in rows if r["participant_id"] == first} == {"true"}
+    assert len(rows) == _status(client)["response_rows"]
+    parts = {p["participant_id"]: p for p in _export(client, "participants")}
+    assert parts[first]["status"] == "excluded" and parts[first]["exclusion_reason"] == "straight-lining"
+
+    r = client.post(f"/console/rounds/demo/participants/{second}/delete", data={"csrf_token": csrf, "confirm": "no"})
+    assert r.status_code == 422
+    r = client.post(f"/console/rounds/demo/participants/{second}/delete", data={"csrf_token": csrf, "confirm": second})
+    assert r.status_code == 303
+    rows = _export(client, "responses")
+    assert {r["participant_id"] for r in rows} == {first}
+    assert second not in {p["participant_id"] for p in _export(client, "participants")}
+    audit = client.get("/console/audit").text
+    assert "delete_participant" in audit and "exclude_participant" in audit and "straight-lining" in audit
+    r = client.post(f"/console/rounds/demo/participants/{second}/delete", data={"csrf_token": csrf, "confirm": second})
+    assert r.status_code == 404
+
+
+def test_participants_export_has_no_raw_platform_ids(client, clock):
+    login(client)
+    b = Bot(client, "demo", "PROLIFIC-RAW-ID-123")
+    b.onboard("korea")
+    b.finish(clock)
+    text = client.get("/console/rounds/demo/export/participants").text
+    assert "PROLIFIC-RAW-ID-123" not in text and b.code not in text
+    row = next(csv.DictReader(io.StringIO(text)))
+    assert row["status"] == "completed" and row["culture"] == "korea" and row["pages_submitted"] == "5"
+    responses = client.get("/console/rounds/demo/export/responses")
+    assert responses.headers["content-type"].startswith("text/csv")
+    assert "PROLIFIC-RAW-ID-123" not in responses.text
