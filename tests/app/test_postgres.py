@@ -1,0 +1,179 @@
+"""PostgreSQL: many participants enrolling and submitting at once through several engines (as several workers).
+
+No page may be handed out beyond its target (counting submitted rankings and live leases), no response may be
+lost or stored twice. Skipped only when the server at TEST_DATABASE_URL cannot be reached.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, text
+from sqlalchemy.exc import OperationalError
+from sqlmodel import select
+
+from app import crud
+from app.db import create_tables, make_engine, new_session
+from app.identity import PlatformEntry
+from app.launch import launch_round
+from app.models import Assignment, Participant, Ranking
+from app.placeholder import write_placeholders
+from study_designs.schema import load_design
+
+pytestmark = pytest.mark.postgres
+
+URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+DEMO = Path(__file__).resolve().parents[2] / "study_designs" / "demo.toml"
+T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh schema on the test server, dropped afterwards."""
+    schema = "t_" + secrets.token_hex(6)
+    try:
+        admin = make_engine(URL)
+        with admin.connect() as c:
+            c.execute(text(f"CREATE SCHEMA {schema}"))
+            c.commit()
+    except OperationalError as err:
+        pytest.skip(f"PostgreSQL at {URL} is unreachable: {str(err).splitlines()[0]}")
+    sep = "&" if "?" in URL else "?"
+    yield f"{URL}{sep}options=-csearch_path%3D{schema}"
+    with admin.connect() as c:
+        c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        c.commit()
+    admin.dispose()
+
+
+def stress_design(tmp_path: Path) -> Path:
+    """The demo design with 10 pages per culture, 3 rankings per page, 4 pages per participant."""
+    toml = DEMO.read_text()
+    toml = re.sub(
+        r"seeds = \[(\d)1, \d2\]", lambda m: f"seeds = [{', '.join(m.group(1) + str(i) for i in range(1, 6))}]", toml
+    )
+    toml = toml.replace("target_rankings_per_page = 2", "target_rankings_per_page = 3")
+    path = tmp_path / "stress.toml"
+    path.write_text(toml)
+    assert len(load_design(path).pages("korea")) == 10
+    return path
+
+
+def answer(slot: Assignment, rng_seed: int) -> dict[str, list[str]]:
+    n = len(slot.image_order)
+    form: dict[str, list[str]] = {"token": [slot.token]}
+    for k, crit in enumerate(slot.criteria_order):
+        ranks = [(i + rng_seed + k) % n + 1 for i in range(n)]
+        if slot.check_image_id is not None and crit == slot.check_criterion:
+            marked = slot.image_order.index(slot.check_image_id)
+            ranks = [r for r in range(1, n)]
+            ranks.insert(marked, n)
+        for i, r in enumerate(ranks):
+            form[f"rank-{crit}-{i}"] = [str(r)]
+    return form
+
+
+def test_concurrent_enrolment_and_submission_never_over_assign(pg_url, tmp_path):
+    design_path = stress_design(tmp_path)
+    design = load_design(design_path)
+    target = design.assignment.target_rankings_per_page
+    manifest, _ = write_placeholders(design, tmp_path / "img", size=8)
+    engines = [make_engine(pg_url, pool_size=4) for _ in range(4)]  # four "workers"
+    create_tables(engines[0])
+    with new_session(engines[0]) as s:
+        launch_round(
+            s, design_path=design_path, manifest_path=manifest, round_id="stress", media_root=tmp_path / "media", now=T0
+        )
+    local = threading.local()
+
+    def session():
+        if not hasattr(local, "engine"):
+            local.engine = engines[threading.get_ident() % len(engines)]
+        return new_session(local.engine)
+
+    def enrol(i: int, culture: str, now: datetime) -> str:
+        with session() as s:
+            entry = PlatformEntry("prolific", f"pp{i:04d}", {"PROLIFIC_PID": f"pp{i:04d}"})
+            p = crud.enter(s, round_id="stress", entry=entry, secret="k", now=now)
+            crud.give_consent(s, code=p.code, agreed=True, now=now)
+            p = crud.choose_culture(s, code=p.code, culture=culture, now=now)
+            if p.status == "instructions":
+                crud.finish_instructions(s, code=p.code, now=now)
+            return p.code
+
+    def complete(code: str, now: datetime) -> int:
+        stored = 0
+        with session() as s:
+            person = s.exec(select(Participant).where(Participant.code == code)).one()
+            slots = s.exec(
+                select(Assignment).where(Assignment.participant_id == person.id).order_by(Assignment.position)
+            ).all()
+            for slot in slots:
+                form = answer(slot, person.id or 0)
+                for _ in range(2):  # every page is sent twice, as a network retry would
+                    r = crud.submit_page(s, code=code, position=slot.position, token=slot.token, form=form, now=now)
+                    stored += not r.replay
+        return stored
+
+    def live_coverage(now: datetime) -> Counter:
+        with new_session(engines[0]) as s:
+            rows = s.exec(
+                select(Assignment.page_id).where(
+                    Assignment.kind == "regular",
+                    (Assignment.submitted_at.is_not(None)) | (Assignment.leased_until > now),
+                )
+            ).all()
+        return Counter(rows)
+
+    cultures = [c.id for c in design.cultures]
+    need = {c: design.participants_needed(c) for c in cultures}
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        # wave 1: twice as many people as needed arrive at once
+        jobs = [(i, c) for c in cultures for i in range(2 * need[c])]
+        codes = list(pool.map(lambda ic: enrol(ic[0] + 1000 * cultures.index(ic[1]), ic[1], T0), jobs))
+        cov = live_coverage(T0)
+        assert max(cov.values()) <= target and sum(cov.values()) == len(design.pages()) * target
+        with new_session(engines[0]) as s:
+            people = s.exec(select(Participant)).all()
+        active = [p.code for p in people if p.status == "active"]
+        assert Counter(p.status for p in people) == {"active": sum(need.values()), "ineligible": sum(need.values())}
+        # half of the active people finish (concurrently, with retries); the rest walk away
+        finishers, leavers = active[::2], active[1::2]
+        stored = sum(pool.map(lambda c: complete(c, T0 + timedelta(minutes=5)), finishers))
+        # after the leases run out, a second wave takes the abandoned pages, and no more
+        later = T0 + timedelta(minutes=design.assignment.lease_minutes + 1)
+        wave2 = list(pool.map(lambda i: enrol(5000 + i, cultures[i % 2], later), range(2 * len(leavers) + 4)))
+        cov = live_coverage(later)
+        assert max(cov.values()) <= target and sum(cov.values()) == len(design.pages()) * target
+        stored += sum(
+            pool.map(
+                lambda c: complete(c, later + timedelta(minutes=1)),
+                [c for c in wave2 if _status(engines[0], c) == "active"],
+            )
+        )
+
+    with new_session(engines[0]) as s:
+        submitted = s.exec(select(Assignment).where(Assignment.submitted_at.is_not(None))).all()
+        n_rankings = s.exec(select(func.count()).select_from(Ranking)).one()
+        distinct = s.exec(select(func.count(func.distinct(Ranking.slot_id)))).one()
+        regular = Counter(a.page_id for a in submitted if a.kind == "regular")
+    assert stored == len(submitted) == distinct
+    k = len(design.models)
+    assert n_rankings == sum(len(a.criteria_order) * k for a in submitted)
+    assert set(regular.values()) == {target} and len(regular) == len(design.pages())  # every page exactly at target
+    assert len(codes) == len(set(codes))
+    for e in engines:
+        e.dispose()
+
+
+def _status(engine, code: str) -> str:
+    with new_session(engine) as s:
+        return s.exec(select(Participant.status).where(Participant.code == code)).one()
