@@ -353,7 +353,7 @@ def train(
     (with a checkpoint, for time-limited job slots), leaving the LoRA file to the run that reaches the last step.
     """
     from accelerate import Accelerator
-    from accelerate.utils import ProjectConfiguration
+    from accelerate.utils import ProjectConfiguration, set_seed
 
     from scoft import __version__
     from scoft.data import CCUBDataset, collate
@@ -373,6 +373,7 @@ def train(
         module.to(device) if weight_dtype == torch.float32 else module.to(device, dtype=weight_dtype)
     models.text_encoder.eval()
     models.vae.eval()
+    set_seed(config.seed)  # the LoRA initialisation draws from the global generators
     params = add_lora(models.unet, config.lora_rank, config.lora_alpha, config.lora_target_modules)
     if config.gradient_checkpointing:
         models.unet.enable_gradient_checkpointing()
