@@ -92,8 +92,10 @@ def make_setup(
     return PowerSetup(one, culture, criterion, a, b, float(worth_difference), float(heterogeneity))
 
 
-def simulate_tests(setup: PowerSetup, participants: int, *, seed: int | Sequence[int]) -> tuple[float, float]:
-    """One simulated study of ``participants`` raters: (Holm p of a vs b, Friedman p)."""
+def simulate_tests(
+    setup: PowerSetup, participants: int, *, seed: int | Sequence[int], tests: Sequence[str] = TESTS
+) -> dict[str, float]:
+    """One simulated study of ``participants`` raters: p-value per test (``wilcoxon`` = Holm p of a vs b)."""
     from analysis import stats
 
     df = simulate_responses(
@@ -103,13 +105,15 @@ def simulate_tests(setup: PowerSetup, participants: int, *, seed: int | Sequence
         heterogeneity=setup.heterogeneity,
         seed=int(np.random.SeedSequence(seed).generate_state(1)[0]),
     )
-    pairs = stats.pairwise_wilcoxon(df)
-    hit = pairs[
-        ((pairs["a"] == setup.a) & (pairs["b"] == setup.b)) | ((pairs["a"] == setup.b) & (pairs["b"] == setup.a))
-    ]
-    p_pair = float(hit["p_holm"].iloc[0]) if len(hit) else float("nan")
-    p_friedman = float(stats.friedman(df)["p"])
-    return p_pair, p_friedman
+    out = {}
+    if "wilcoxon" in tests:
+        pairs = stats.pairwise_wilcoxon(df)
+        a, b = pairs["a"].astype(str), pairs["b"].astype(str)
+        hit = pairs[((a == setup.a) & (b == setup.b)) | ((a == setup.b) & (b == setup.a))]
+        out["wilcoxon"] = float(hit["p_holm"].iloc[0]) if len(hit) else float("nan")
+    if "friedman" in tests:
+        out["friedman"] = float(stats.friedman(df)["p"])
+    return out
 
 
 def power_at(
@@ -119,27 +123,32 @@ def power_at(
     alpha: float = 0.05,
     n_sim: int = 200,
     seed: int = 0,
+    tests: Sequence[str] = TESTS,
     on_sim: Callable[[], None] | None = None,
 ) -> dict:
-    """Power of both tests at ``participants`` per culture, from ``n_sim`` seeded simulated studies."""
+    """Power of each test at ``participants`` per culture, from ``n_sim`` seeded simulated studies.
+
+    Tests not in ``tests`` get NaN power. Study ``i`` at ``n`` participants uses seed ``(seed, n, i)`` whatever else
+    is evaluated, so results are reproducible and comparable across numbers of participants.
+    """
     if participants < 2:
         raise ValueError("at least 2 participants per culture are needed for a paired test")
     if n_sim < 1:
         raise ValueError("n_sim must be at least 1")
-    p_pair = np.empty(n_sim)
-    p_fried = np.empty(n_sim)
+    for t in tests:
+        _check_test(t)
+    rejected = {t: np.zeros(n_sim, dtype=bool) for t in tests}
     for i in range(n_sim):
-        p_pair[i], p_fried[i] = simulate_tests(setup, participants, seed=(seed, participants, i))
+        p = simulate_tests(setup, participants, seed=(seed, participants, i), tests=tests)
+        for t in tests:
+            rejected[t][i] = np.nan_to_num(p[t], nan=1.0) < alpha
         if on_sim is not None:
             on_sim()
-    rej_pair = np.nan_to_num(p_pair, nan=1.0) < alpha
-    rej_fried = np.nan_to_num(p_fried, nan=1.0) < alpha
-    return {
-        "participants": participants,
-        "power_wilcoxon": float(rej_pair.mean()),
-        "power_friedman": float(rej_fried.mean()),
-        "n_sim": n_sim,
-    }
+    out: dict = {"participants": participants}
+    for t in TESTS:
+        out[f"power_{t}"] = float(rejected[t].mean()) if t in rejected else float("nan")
+    out["n_sim"] = n_sim
+    return out
 
 
 def _with_ci(rows: list[dict], test: str) -> pd.DataFrame:
@@ -173,10 +182,12 @@ def power_curve(
     n_sim: int = 200,
     seed: int = 0,
     test: str = "wilcoxon",
+    both: bool = True,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Simulated power at each number of participants per culture (columns: participants, power, ci_lo, ci_hi,
-    power_wilcoxon, power_friedman, n_sim); ``power`` is the chosen ``test``'s."""
+    power_wilcoxon, power_friedman, n_sim); ``power`` is the chosen ``test``'s (the other is computed too when
+    ``both``, NaN otherwise)."""
     _check_test(test)
     setup = make_setup(
         design,
@@ -188,7 +199,10 @@ def power_curve(
     )
     ns = sorted(set(int(n) for n in participants))
     with tqdm(total=len(ns) * n_sim, desc="power simulations", unit="study", disable=not progress) as bar:
-        rows = [power_at(setup, n, alpha=alpha, n_sim=n_sim, seed=seed, on_sim=lambda: bar.update()) for n in ns]
+        rows = [
+            power_at(setup, n, alpha=alpha, n_sim=n_sim, seed=seed, tests=_tests(test, both), on_sim=bar.update)
+            for n in ns
+        ]
     return _with_ci(rows, test)
 
 
@@ -205,14 +219,16 @@ def participants_needed(
     compare: tuple[str, str] | None = None,
     heterogeneity: float = DEFAULT_HETEROGENEITY,
     test: str = "wilcoxon",
+    both: bool = True,
     max_participants: int = 512,
     progress: bool = True,
 ) -> PowerResult:
     """Smallest number of participants per culture whose simulated power reaches ``power``.
 
-    Doubles the number (3, 4, 6, 8, 12, 16, ...) until the power is reached, then bisects between the last number
-    that fell short and the first that reached it. Each evaluated number uses ``n_sim`` seeded studies, so the
-    answer is reproducible for a seed and carries the Monte Carlo error shown in the curve's ``ci_lo``/``ci_hi``.
+    Grows the number (3, 4, 6, 8, 12, 16, 24, ...) until the power is reached, then bisects between the last number
+    that fell short and the first that reached it; the answer is the smallest evaluated number from which every
+    larger evaluated number reaches the power. Each evaluated number uses ``n_sim`` seeded studies, so the answer is
+    reproducible for a seed and carries the Monte Carlo error shown in the curve's ``ci_lo``/``ci_hi``.
     """
     _check_test(test)
     if not 0 < power < 1:
@@ -234,7 +250,9 @@ def participants_needed(
         if n not in results:
             bar.total += n_sim
             bar.refresh()
-            results[n] = power_at(setup, n, alpha=alpha, n_sim=n_sim, seed=seed, on_sim=lambda: bar.update())
+            results[n] = power_at(
+                setup, n, alpha=alpha, n_sim=n_sim, seed=seed, tests=_tests(test, both), on_sim=bar.update
+            )
         return results[n][f"power_{test}"]
 
     try:
@@ -253,7 +271,16 @@ def participants_needed(
                     lo = mid
     finally:
         bar.close()
-    return PowerResult(hi, power, alpha, test, _with_ci(list(results.values()), test), setup)
+    curve = _with_ci(list(results.values()), test)
+    return PowerResult(_first_sustained(curve, power) if hi is not None else None, power, alpha, test, curve, setup)
+
+
+def _first_sustained(curve: pd.DataFrame, target: float) -> int | None:
+    """Smallest evaluated number from which every larger evaluated number also reaches ``target`` (Monte Carlo
+    noise can make a single number pass by luck)."""
+    ok = (curve["power"] >= target).to_numpy()[::-1]
+    run = np.logical_and.accumulate(ok)[::-1]
+    return int(curve["participants"][run].min()) if run.any() else None
 
 
 def _ladder(maximum: int) -> list[int]:
@@ -262,6 +289,10 @@ def _ladder(maximum: int) -> list[int]:
         out.append(n)
         n = n + 1 if n < 4 else int(n * 1.5) if (n & (n - 1)) == 0 else (n // 3) * 4
     return [*out, maximum]
+
+
+def _tests(test: str, both: bool) -> tuple[str, ...]:
+    return TESTS if both else (test,)
 
 
 def _check_test(test: str) -> None:
