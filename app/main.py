@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(participant.router)
     app.include_router(researcher.router)
     app.include_router(api.router)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, path_limits=researcher.UPLOAD_LIMITS)
     app.add_middleware(SecurityHeaders)
     install_error_handlers(app)
     return app

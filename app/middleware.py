@@ -43,16 +43,21 @@ class BodyTooLarge(Exception):
 
 
 class BodyLimit:
-    """Answer 413 when a request body exceeds ``max_bytes`` (declared or streamed); nothing reaches the routes."""
+    """Answer 413 when a request body exceeds ``max_bytes`` (declared or streamed); nothing reaches the routes.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    ``path_limits`` raises the limit for exact paths (the researcher's design/manifest upload routes).
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, path_limits: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.path_limits = dict(path_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.path_limits.get(scope.get("path", ""), self.max_bytes)
         for key, value in scope.get("headers", []):
             if key == b"content-length":
                 try:
@@ -60,7 +65,7 @@ class BodyLimit:
                 except ValueError:
                     await _reply(send, 400, b"Invalid Content-Length header.")
                     return
-                if declared > self.max_bytes:
+                if declared > limit:
                     await _reply(send, 413, b"Request body too large.")
                     return
         seen = 0
@@ -71,7 +76,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     raise BodyTooLarge
             return message
 

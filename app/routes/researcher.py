@@ -39,6 +39,8 @@ ClockDep = Annotated[Clock, Depends(get_clock)]
 TemplatesDep = Annotated[Jinja2Templates, Depends(get_templates)]
 RoundAction = Literal["pause", "resume", "close"]
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024
+# Body limits above the app-wide one for the two launch routes (a design and a manifest of 1,000+ images).
+UPLOAD_LIMITS = {"/console/launch": 2 * MAX_UPLOAD_BYTES + 65_536, "/api/rounds": 2 * MAX_UPLOAD_BYTES + 65_536}
 
 
 def _render(

@@ -234,3 +234,19 @@ def test_participants_export_has_no_raw_platform_ids(client, clock):
     responses = client.get("/console/rounds/demo/export/responses")
     assert responses.headers["content-type"].startswith("text/csv")
     assert "PROLIFIC-RAW-ID-123" not in responses.text
+
+
+def test_a_large_manifest_upload_is_accepted_on_the_launch_route_only(client, tmp_path):
+    csrf = login(client)
+    design, manifest = demo_inputs(tmp_path / "images")
+    lines = manifest.read_text().splitlines()
+    padded = "\n".join(lines) + "\n" + "\n" * 200_000  # blank lines are allowed: a 200 kB manifest, same images
+    r = client.post(
+        "/console/launch",
+        data={"csrf_token": csrf, "round_id": "big", "design_path": str(design), "images_dir": str(manifest.parent)},
+        files={"manifest_file": ("manifest.jsonl", padded.encode(), "text/plain")},
+    )
+    assert r.status_code == 303, r.text[:500]
+    big = {"reason": "x" * 200_000, "csrf_token": csrf}
+    r = client.post("/console/rounds/big/participants/p-1/exclude", data=big)
+    assert r.status_code == 413
