@@ -172,7 +172,7 @@ def _read_preprocessing(folder: Path) -> tuple[tuple[int, int], tuple[float, ...
     return hw, mean, std
 
 
-class _Encoder(nn.Module):
+class ImageEncoder(nn.Module):
     """One transformers vision model plus its preprocessing as differentiable torch ops."""
 
     def __init__(self, model: nn.Module, size: tuple[int, int], mean: tuple[float, ...], std: tuple[float, ...]):
@@ -200,7 +200,7 @@ class EmbeddingDistance(nn.Module):
     CLIP uses ``CLIPVisionModelWithProjection`` (``image_embeds``), DINO any ``AutoModel`` ViT (the CLS token).
     """
 
-    def __init__(self, encoders: list[_Encoder]) -> None:
+    def __init__(self, encoders: list[ImageEncoder]) -> None:
         super().__init__()
         if not encoders:
             raise ValueError("EmbeddingDistance needs at least one encoder")
@@ -225,7 +225,7 @@ class EmbeddingDistance(nn.Module):
                 raise FileNotFoundError(f"backbone folder not found: {folder}")
             size, mean, std = _read_preprocessing(folder)
             model = loader.from_pretrained(folder)
-            encoders.append(_Encoder(model, size, mean, std))
+            encoders.append(ImageEncoder(model, size, mean, std))
         return freeze(cls(encoders), device, dtype)
 
     def embed(self, images: Tensor) -> Tensor:

@@ -119,6 +119,20 @@ def load_models(base: str | Path) -> Models:
     )
 
 
+def prepare_models(models: Models, config: TrainConfig, device: torch.device, weight_dtype: torch.dtype) -> list:
+    """Freeze and place the frozen parts in ``weight_dtype``, add the LoRA (fp32) and return its parameters."""
+    for module in (models.text_encoder, models.vae, models.unet):
+        module.requires_grad_(False)
+        module.to(device) if weight_dtype == torch.float32 else module.to(device, dtype=weight_dtype)
+    models.text_encoder.eval()
+    models.vae.eval()
+    params = add_lora(models.unet, config.lora_rank, config.lora_alpha, config.lora_target_modules)
+    if config.gradient_checkpointing:
+        models.unet.enable_gradient_checkpointing()
+        models.vae.enable_gradient_checkpointing()
+    return params
+
+
 def tokenize(tokenizer: Any, texts: Sequence[str]) -> Tensor:
     return tokenizer(
         list(texts), padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
@@ -368,16 +382,8 @@ def train(
     weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mixed, torch.float32)
 
     models = load_models(base)
-    for module in (models.text_encoder, models.vae, models.unet):
-        module.requires_grad_(False)
-        module.to(device) if weight_dtype == torch.float32 else module.to(device, dtype=weight_dtype)
-    models.text_encoder.eval()
-    models.vae.eval()
     set_seed(config.seed)  # the LoRA initialisation draws from the global generators
-    params = add_lora(models.unet, config.lora_rank, config.lora_alpha, config.lora_target_modules)
-    if config.gradient_checkpointing:
-        models.unet.enable_gradient_checkpointing()
-        models.vae.enable_gradient_checkpointing()
+    params = prepare_models(models, config, device, weight_dtype)
     backbones = build_backbones(config, backbone_dir, device, weight_dtype)
 
     dataset = CCUBDataset(

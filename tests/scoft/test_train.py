@@ -71,7 +71,8 @@ def pipe(tiny_models: dict[str, Path]):
 
 
 def render(pipe) -> np.ndarray:
-    return pipe("a building", num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="np").images
+    gen = torch.Generator().manual_seed(0)
+    return pipe("a building", num_inference_steps=2, generator=gen, output_type="np").images
 
 
 @pytest.mark.parametrize("variant", ["ldm", "m", "mp", "mpc"])
@@ -197,3 +198,20 @@ def test_config_defaults_follow_the_authors_run_and_round_trip(tmp_path) -> None
         TrainConfig(margin=0.2)
     with pytest.raises(FileNotFoundError):
         load_config(tmp_path / "missing.toml")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_fp16_training_on_cuda_keeps_lora_fp32_and_finite(tiny_models, data_dir, tmp_path) -> None:
+    cfg = TrainConfig(
+        **{**FAST, "variant": "mpc", "mixed_precision": "fp16", "gradient_checkpointing": True, "max_train_steps": 6}
+    )
+    backbone = tiny_models["backbone"]
+    result = train(cfg, tiny_models["sd"], data_dir, tmp_path, backbone_dir=backbone, show_progress=False)
+    rows = read_train_log(result.log_path)
+    assert all(np.isfinite(r["loss"]) for r in rows)
+    assert any(r["loss_c"] is not None for r in rows)
+    from safetensors.torch import load_file
+
+    weights = load_file(str(result.lora_path))
+    assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in weights.values())
