@@ -15,6 +15,7 @@ from sqlmodel import Session
 from app import console_data, crud, researcher_ops
 from app.clock import Clock
 from app.deps import get_clock, get_session, get_templates
+from app.identity import pseudonym
 from app.models import Round
 from app.recruitment import recruitment_info
 from app.security import (
@@ -156,15 +157,49 @@ def round_detail(
     return _render(templates, request, "round.html", ctx, who)
 
 
+def _participants_page(
+    request: Request,
+    rnd: Round,
+    who: ResearcherSession,
+    session: Session,
+    clock: Clock,
+    templates: Jinja2Templates,
+    lookup: dict | None = None,
+) -> HTMLResponse:
+    data = console_data.load_round_data(session, rnd)
+    view = console_data.monitor_view(data, clock())
+    ctx = {"round": rnd, "participants": data.participants, "quality": view.quality, "lookup": lookup}
+    return _render(templates, request, "participants.html", ctx, who)
+
+
 @router.get("/rounds/{round_id}/participants", response_class=HTMLResponse)
 def round_participants(
     request: Request, round_id: str, who: ConsoleDep, session: SessionDep, clock: ClockDep, templates: TemplatesDep
 ):
+    return _participants_page(request, _round_or_404(session, round_id), who, session, clock, templates)
+
+
+@router.post("/rounds/{round_id}/participants/lookup", response_class=HTMLResponse)
+def lookup_participant(
+    request: Request,
+    round_id: str,
+    who: ConsoleWriteDep,
+    session: SessionDep,
+    clock: ClockDep,
+    templates: TemplatesDep,
+    platform: Annotated[Literal["prolific", "mturk"], Form()] = "prolific",
+    platform_id: Annotated[str, Form(max_length=64)] = "",
+):
+    """Find the pseudonym of a person who asks for their data (by the platform id they give); POST keeps the id
+    out of URLs and access logs."""
     rnd = _round_or_404(session, round_id)
-    data = console_data.load_round_data(session, rnd)
-    view = console_data.monitor_view(data, clock())
-    ctx = {"round": rnd, "participants": data.participants, "quality": view.quality}
-    return _render(templates, request, "participants.html", ctx, who)
+    pid = platform_id.strip()
+    found = None
+    if pid:
+        name = pseudonym(request.app.state.settings.secret_key, rnd.id, platform, pid)
+        found = console_data.find_participant(session, round_id=rnd.id, pseudonym=name)
+    lookup = {"platform": platform, "found": found.pseudonym if found else None}
+    return _participants_page(request, rnd, who, session, clock, templates, lookup)
 
 
 @router.post("/rounds/{round_id}/status/{action}")

@@ -250,3 +250,27 @@ def test_a_large_manifest_upload_is_accepted_on_the_launch_route_only(client, tm
     big = {"reason": "x" * 200_000, "csrf_token": csrf}
     r = client.post("/console/rounds/big/participants/p-1/exclude", data=big)
     assert r.status_code == 413
+
+
+def test_a_data_request_is_found_by_platform_id_and_deleted(client, clock):
+    csrf = login(client)
+    b = Bot(client, "demo", "5f1c0ffee5f1c0ffee5f1c0f")
+    b.onboard("nigeria")
+    b.finish(clock)
+    r = client.post(
+        "/console/rounds/demo/participants/lookup",
+        data={"csrf_token": csrf, "platform": "prolific", "platform_id": "5f1c0ffee5f1c0ffee5f1c0f"},
+    )
+    found = re.search(r'<code id="found">([^<]+)</code>', r.text)
+    assert r.status_code == 200 and found
+    r = client.post(
+        "/console/rounds/demo/participants/lookup",
+        data={"csrf_token": csrf, "platform": "prolific", "platform_id": "someone-else"},
+    )
+    assert "No participant of this round" in r.text
+    r = client.post(
+        f"/console/rounds/demo/participants/{found.group(1)}/delete",
+        data={"csrf_token": csrf, "confirm": found.group(1)},
+    )
+    assert r.status_code == 303 and _export(client, "responses") == []
+    assert _status(client)["participants_total"] == 0
