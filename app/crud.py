@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, or_, update
+from sqlalchemy import delete, func, insert, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -20,7 +20,7 @@ from app.db import write
 from app.flow import Submission, SubmissionError, parse_submission
 from app.identity import PlatformEntry, platform_key, pseudonym
 from app.models import Assignment, AuditLog, Participant, Ranking, RankingSkip, Round, RoundImage, RoundPage
-from app.snapshots import round_design
+from app.snapshots import get_round, round_design
 from study_designs.schema import Design
 
 OTHER_CULTURE = "other"
@@ -124,7 +124,7 @@ def choose_culture(session: Session, *, code: str, culture: str, now: datetime) 
         person = _locked_participant(session, code)
         if person.status != "profile":
             return person  # a repeated or stale form: the culture was already chosen
-        rnd = session.get(Round, person.round_id)
+        rnd = get_round(session, person.round_id)
         assert rnd is not None
         design = round_design(rnd)
         person.last_seen_at = now
@@ -295,7 +295,7 @@ def submit_page(
             raise FlowError(404, "This page is not part of your study.")
         if not secrets.compare_digest(slot.token, token):
             raise FlowError(409, "This form is out of date (stale token). Please reload the page.")
-        rnd = session.get(Round, person.round_id)
+        rnd = get_round(session, person.round_id)
         assert rnd is not None
         design = round_design(rnd)
         skippable = {c.id for c in design.criteria if c.allow_skip}
@@ -325,10 +325,17 @@ def submit_page(
             if not passed:
                 person.failed_checks += 1
         lease = now + timedelta(minutes=design.assignment.lease_minutes)
-        for other in slots:
-            if other.submitted_at is None and other.id != slot.id:
-                other.leased_until = max(other.leased_until, lease)
-                session.add(other)
+        session.exec(  # an active participant keeps their remaining pages
+            update(Assignment)
+            .where(
+                col(Assignment.participant_id) == person.id,
+                col(Assignment.submitted_at).is_(None),
+                col(Assignment.id) != slot.id,
+                col(Assignment.leased_until) < lease,
+            )
+            .values(leased_until=lease)
+            .execution_options(synchronize_session=False)
+        )
         finished = len(pending) == 1
         if finished:
             person.status, person.completed_at = "completed", now
@@ -340,18 +347,20 @@ def submit_page(
 
 def _store(session: Session, *, slot: Assignment, sub: Submission, now: datetime) -> None:
     assert slot.id is not None
-    for crit, ranks in sub.ranks.items():
-        for pos, (image_id, rank) in enumerate(zip(slot.image_order, ranks, strict=True)):
-            session.add(
-                Ranking(
-                    slot_id=slot.id,
-                    criterion=crit,
-                    image_id=image_id,
-                    rank=rank,
-                    initial_position=pos,
-                    moved=rank != pos + 1,
-                )
-            )
+    rows = [
+        {
+            "slot_id": slot.id,
+            "criterion": crit,
+            "image_id": image_id,
+            "rank": rank,
+            "initial_position": pos,
+            "moved": rank != pos + 1,
+        }
+        for crit, ranks in sub.ranks.items()
+        for pos, (image_id, rank) in enumerate(zip(slot.image_order, ranks, strict=True))
+    ]
+    if rows:
+        session.exec(insert(Ranking), params=rows)
     for crit in sorted(sub.skipped):
         session.add(RankingSkip(slot_id=slot.id, criterion=crit))
     slot.submitted_at = now

@@ -1,18 +1,42 @@
-"""Designs and manifests as stored with a round (the snapshot, not the file on disk), parsed once per process."""
+"""Designs as stored with a round (the snapshot, not the file on disk), parsed once per process.
+
+Rounds are read without their large text snapshots (``design_toml``, ``manifest_json``); the design text is
+fetched only the first time a process meets a design hash.
+"""
 
 from __future__ import annotations
 
+import threading
 import tomllib
-from functools import lru_cache
 
+from sqlalchemy.orm import defer
+from sqlmodel import Session, select
+
+from app.models import Round
 from study_designs.schema import Design, parse_design
 
+_CACHE: dict[str, Design] = {}
+_GUARD = threading.Lock()
 
-@lru_cache(maxsize=32)
+
 def _parse(sha256: str, toml_text: str) -> Design:
-    return parse_design(tomllib.loads(toml_text), f"round snapshot {sha256[:12]}")
+    design = parse_design(tomllib.loads(toml_text), f"round snapshot {sha256[:12]}")
+    with _GUARD:
+        if len(_CACHE) > 64:
+            _CACHE.clear()
+        _CACHE[sha256] = design
+    return design
 
 
-def round_design(round_) -> Design:  # type: ignore[no-untyped-def]
+def get_round(session: Session, round_id: str, *, for_update: bool = False) -> Round | None:
+    """The round row without its snapshot texts (they load on first access)."""
+    q = select(Round).where(Round.id == round_id).options(defer(Round.design_toml), defer(Round.manifest_json))
+    if for_update:
+        q = q.with_for_update()
+    return session.exec(q).first()
+
+
+def round_design(round_: Round) -> Design:
     """The design a round was launched with."""
-    return _parse(round_.design_sha256, round_.design_toml)
+    cached = _CACHE.get(round_.design_sha256)
+    return cached if cached is not None else _parse(round_.design_sha256, round_.design_toml)

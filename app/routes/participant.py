@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 from markdown_it import MarkdownIt
 from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
 
 from app import crud
 from app.clock import Clock
@@ -19,7 +20,7 @@ from app.deps import get_clock, get_session, get_settings, get_templates
 from app.flow import SlotProgress, Step, current_step, progress
 from app.identity import EntryError, parse_entry
 from app.models import Assignment, Participant, Round, RoundImage
-from app.snapshots import round_design
+from app.snapshots import get_round, round_design
 from study_designs.schema import Design
 
 router = APIRouter()
@@ -70,7 +71,7 @@ def entry(
     templates: Jinja2Templates = Depends(get_templates),
     clock: Clock = Depends(get_clock),
 ) -> Response:
-    rnd = session.get(Round, round_id)
+    rnd = get_round(session, round_id)
     if rnd is None:
         return _message(templates, request, 404, "Study not found", "Please check the link you were given.")
     try:
@@ -123,7 +124,7 @@ def _load(session: Session, code: str) -> tuple[Participant, Round, list[Assignm
     person = session.exec(select(Participant).where(Participant.code == code)).first()
     if person is None:
         return None
-    rnd = session.get(Round, person.round_id)
+    rnd = get_round(session, person.round_id)
     assert rnd is not None
     slots = list(
         session.exec(
@@ -333,7 +334,9 @@ async def consent(
 ) -> Response:
     form = await _form(request)
     try:
-        crud.give_consent(session, code=code, agreed=form.get("agree") == ["yes"], now=clock())
+        await run_in_threadpool(
+            lambda: crud.give_consent(session, code=code, agreed=form.get("agree") == ["yes"], now=clock())
+        )
     except crud.FlowError as err:
         return _flow_error(templates, request, code, err)
     return _to(code)
@@ -352,7 +355,7 @@ async def profile(
     if len(values) != 1:
         return _flow_error(templates, request, code, crud.FlowError(400, "Please choose one of the listed options."))
     try:
-        crud.choose_culture(session, code=code, culture=values[0], now=clock())
+        await run_in_threadpool(lambda: crud.choose_culture(session, code=code, culture=values[0], now=clock()))
     except crud.FlowError as err:
         return _flow_error(templates, request, code, err)
     return _to(code)
@@ -367,7 +370,7 @@ async def instructions(
     clock: Clock = Depends(get_clock),
 ) -> Response:
     try:
-        crud.finish_instructions(session, code=code, now=clock())
+        await run_in_threadpool(lambda: crud.finish_instructions(session, code=code, now=clock()))
     except crud.FlowError as err:
         return _flow_error(templates, request, code, err)
     return _to(code)
@@ -387,28 +390,42 @@ async def submit(
     if len(tokens) != 1:
         return _flow_error(templates, request, code, crud.FlowError(400, "The form is missing its page token."))
     try:
-        crud.submit_page(session, code=code, position=position, token=tokens[0], form=form, now=clock())
+        await run_in_threadpool(
+            lambda: crud.submit_page(session, code=code, position=position, token=tokens[0], form=form, now=clock())
+        )
     except crud.FlowError as err:
         if err.status == 400:
-            loaded = _load(session, code)
-            if loaded is not None:
-                person, rnd, slots = loaded
-                slot = next((s for s in slots if s.position == position and s.submitted_at is None), None)
-                if slot is not None and secrets.compare_digest(slot.token, tokens[0]):
-                    return _render_page(
-                        templates,
-                        request,
-                        session,
-                        round_design(rnd),
-                        person,
-                        slot,
-                        slots,
-                        error=err.message,
-                        status=400,
-                        submitted=form,
-                    )
+            message = err.message
+            page = await run_in_threadpool(
+                lambda: _rerender(templates, request, session, code, position, tokens[0], message, form)
+            )
+            if page is not None:
+                return page
         return _flow_error(templates, request, code, err)
     return _to(code)
+
+
+def _rerender(
+    templates: Jinja2Templates,
+    request: Request,
+    session: Session,
+    code: str,
+    position: int,
+    token: str,
+    message: str,
+    form: dict[str, list[str]],
+) -> HTMLResponse | None:
+    """The same page again with the reason and the participant's choices, for a fixable form (400)."""
+    loaded = _load(session, code)
+    if loaded is None:
+        return None
+    person, rnd, slots = loaded
+    slot = next((s for s in slots if s.position == position and s.submitted_at is None), None)
+    if slot is None or not secrets.compare_digest(slot.token, token):
+        return None
+    return _render_page(
+        templates, request, session, round_design(rnd), person, slot, slots, error=message, status=400, submitted=form
+    )
 
 
 @router.get("/i/{token}", include_in_schema=False)
