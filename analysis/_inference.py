@@ -65,8 +65,57 @@ def signed_rank(diff: np.ndarray, **wilcoxon_kwargs) -> tuple[float, float]:
         return float("nan"), float("nan")
     if np.all(d == 0):
         return 0.0, 1.0
+    zero_method = wilcoxon_kwargs.get("zero_method", "wilcox")
+    alternative = wilcoxon_kwargs.get("alternative", "two-sided")
+    if wilcoxon_kwargs.get("method", "auto") == "auto" and len(d) <= SMALL_N and _ties_or_zeros(d, zero_method):
+        return _signed_rank_enumerated(d, zero_method, alternative)
     res = sps.wilcoxon(d, **wilcoxon_kwargs)
     return float(res.statistic), float(res.pvalue)
+
+
+SMALL_N = 13  # scipy's default switches to an enumerated sign-flip test at or below this size when ties/zeros occur
+
+
+def _ties_or_zeros(d: np.ndarray, zero_method: str) -> bool:
+    if np.any(d == 0):
+        return True
+    a = np.abs(d)
+    return len(np.unique(a)) < len(a)
+
+
+def _signed_rank_enumerated(d: np.ndarray, zero_method: str, alternative: str) -> tuple[float, float]:
+    """What ``scipy.stats.wilcoxon(d)`` (method ``auto``) returns for n ≤ 13 with ties or zeros, without its loop.
+
+    scipy then runs an exact permutation test over all 2^n sign flips; the same null distribution is one matrix
+    product here (ranks of |d| do not change under sign flips).
+    """
+    zeros = d == 0
+    if zero_method == "wilcox":
+        ranks = sps.rankdata(np.abs(d[~zeros]))
+        zero_half = 0.0
+    else:
+        all_ranks = sps.rankdata(np.abs(d))
+        ranks = all_ranks[~zeros]
+        zero_half = float(all_ranks[zeros].sum()) / 2 if zero_method == "zsplit" else 0.0
+    signs = np.sign(d[~zeros])
+    r_plus = float(ranks[signs > 0].sum()) + zero_half
+    r_minus = float(ranks[signs < 0].sum()) + zero_half
+    m = len(ranks)
+    flips = (np.arange(2**m)[:, None] >> np.arange(m)[None, :]) & 1
+    null = flips @ ranks + zero_half
+    gamma = abs(np.finfo(np.float64).eps * 100 * r_plus)
+    less = np.count_nonzero(null <= r_plus + gamma) / len(null)
+    greater = np.count_nonzero(null >= r_plus - gamma) / len(null)
+    if alternative == "less":
+        p = less
+    elif alternative == "greater":
+        p = greater
+    elif alternative == "two-sided":
+        p = min(1.0, 2 * min(less, greater))
+    else:
+        raise ValueError(f"alternative must be 'two-sided', 'less' or 'greater', not {alternative!r}")
+    statistic = min(r_plus, r_minus) if alternative == "two-sided" else r_plus
+    return statistic, float(p)
 
 
 def pairwise_wilcoxon_matrix(
@@ -146,3 +195,34 @@ def kendall_tau_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def chi2_p(statistic: float, df: int) -> float:
     return float(sps.chi2.sf(statistic, df)) if math.isfinite(statistic) and df > 0 else float("nan")
+
+
+def friedman_exact_p(matrix: np.ndarray, *, max_states: int = 2_000_000) -> float:
+    """Exact permutation p-value of the Friedman statistic (all within-block permutations equally likely).
+
+    Dynamic programming over blocks on the distribution of the treatments' rank-sum vector; for the small studies
+    (a handful of participants per culture) where the chi-square approximation is rough.
+    """
+    x = np.asarray(matrix, dtype=np.float64)
+    x = x[~np.isnan(x).any(axis=1)]
+    n, k = x.shape
+    ranks = sps.rankdata(x, axis=1)
+    scale = 2  # midranks are multiples of 1/2
+    observed = float(np.sum((ranks.sum(axis=0) * scale) ** 2))
+    dist: dict[tuple, float] = {(0,) * k: 1.0}
+    for row in (ranks * scale).astype(np.int64):
+        perms = np.unique(np.array(list(itertools.permutations(row))), axis=0)
+        weight = 1.0 / len(perms)
+        nxt: dict[tuple, float] = {}
+        for state, prob in dist.items():
+            base = np.asarray(state)
+            for perm in perms:
+                key = tuple(base + perm)
+                nxt[key] = nxt.get(key, 0.0) + prob * weight
+        dist = nxt
+        if len(dist) > max_states:
+            raise ValueError(f"exact Friedman p needs more than {max_states} states; use the chi-square p")
+    sums = np.array(list(dist.keys()), dtype=np.float64)
+    probs = np.array(list(dist.values()))
+    stats_ = np.sum(sums**2, axis=1)
+    return float(np.sum(probs[stats_ >= observed * (1 - 1e-12)]))
