@@ -94,7 +94,9 @@ def stored_slots(database_url: str) -> dict[tuple[str, int], dict]:
     return out
 
 
-def compare(rows: list[dict[str, str]], people: list[Participant], slots: dict[tuple[str, int], dict]) -> CampaignResult:
+def compare(
+    rows: list[dict[str, str]], people: list[Participant], slots: dict[tuple[str, int], dict]
+) -> CampaignResult:
     """Every acknowledged judgment exported exactly once with its rank; nothing else exported; no half pages."""
     res = CampaignResult(participants=len(people), export_rows=len(rows))
     exported = Counter()
