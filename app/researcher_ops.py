@@ -150,8 +150,11 @@ def export_filename(rnd: Round, kind: ExportKind) -> str:
     return f"{rnd.id}-snapshot.json" if kind == "snapshot" else f"{rnd.id}-{kind}.csv"
 
 
-def export_response(session: Session, rnd: Round, kind: ExportKind, *, now: datetime) -> Response:
+def export_response(session: Session, rnd: Round, kind: ExportKind, *, actor: str, now: datetime) -> Response:
+    """The export as a download; every download is recorded in the audit log (it carries participants' data)."""
     text = export_text(session, rnd, kind, now=now)
+    with write(session):
+        crud.audit(session, at=console_data.aware_utc(now), actor=actor, action="export", round_id=rnd.id, kind=kind)
     return Response(
         content=text,
         media_type=EXPORT_MEDIA[kind],

@@ -292,9 +292,10 @@ def close_round(round_id: RoundId, who: ResearcherDep, session: SessionDep, cloc
 )
 def export_round(
     round_id: RoundId,
+    who: ResearcherDep,
     session: SessionDep,
     clock: ClockDep,
     kind: Annotated[researcher_ops.ExportKind, Query(description="responses | participants | snapshot")] = "responses",
 ) -> Response:
     rnd = _round(session, round_id)
-    return researcher_ops.export_response(session, rnd, kind, now=clock())
+    return researcher_ops.export_response(session, rnd, kind, actor=who.actor, now=clock())

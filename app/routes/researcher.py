@@ -293,7 +293,7 @@ def export(
     clock: ClockDep,
 ) -> Response:
     rnd = _round_or_404(session, round_id)
-    return researcher_ops.export_response(session, rnd, kind, now=clock())
+    return researcher_ops.export_response(session, rnd, kind, actor=who.actor, now=clock())
 
 
 # -- launch -----------------------------------------------------------------------------------------------------

@@ -218,6 +218,7 @@ def test_exclude_keeps_rows_and_delete_removes_them(client, clock):
     assert second not in {p["participant_id"] for p in _export(client, "participants")}
     audit = client.get("/console/audit").text
     assert "delete_participant" in audit and "exclude_participant" in audit and "straight-lining" in audit
+    assert "<td>export</td>" in audit and "responses" in audit
     r = client.post(f"/console/rounds/demo/participants/{second}/delete", data={"csrf_token": csrf, "confirm": second})
     assert r.status_code == 404
 
