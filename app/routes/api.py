@@ -15,7 +15,9 @@ from app.clock import Clock
 from app.deps import get_clock, get_session
 from app.models import Round
 from app.monitor import RoundSummary
+from app.recruitment import recruitment_info
 from app.security import ResearcherDep, api_researcher
+from app.snapshots import round_design
 
 SessionDep = Annotated[Session, Depends(get_session)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
@@ -154,9 +156,6 @@ def list_rounds(session: SessionDep) -> list[Round]:
 
 @router.get("/rounds/{round_id}", response_model=RoundDetailOut, responses=ERRORS, summary="One round")
 def get_round(round_id: RoundId, request: Request, session: SessionDep) -> RoundDetailOut:
-    from app.recruitment import recruitment_info
-    from app.snapshots import round_design
-
     rnd = _round(session, round_id)
     design = round_design(rnd)
     info = recruitment_info(design, base_url=str(request.base_url), round_id=rnd.id)
