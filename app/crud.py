@@ -267,6 +267,78 @@ def mark_shown(session: Session, *, slot_id: int, now: datetime) -> None:
         )
 
 
+def refresh_leases(session: Session, *, code: str, now: datetime) -> int:
+    """Give a returning participant their expired pages back, or swap them for pages that still have room.
+
+    Called when an active participant whose unsubmitted leases ran out comes back. A page still below its target
+    is simply leased again; a page someone else has taken since is replaced by the least-covered page of the
+    culture with room that the participant does not have yet (same image-order row); if there is none, the page is
+    kept, so the person can finish. Returns how many slots were changed.
+    """
+    with write(session):
+        person = _locked_participant(session, code)
+        if person.status not in {"instructions", "active"} or person.culture is None:
+            return 0
+        slots = session.exec(select(Assignment).where(Assignment.participant_id == person.id)).all()
+        expired = [s for s in slots if s.submitted_at is None and s.leased_until <= now]
+        if not expired:
+            return 0
+        rnd = get_round(session, person.round_id)
+        assert rnd is not None
+        design = round_design(rnd)
+        pages = list(
+            session.exec(
+                select(RoundPage.page_id)
+                .where(RoundPage.round_id == person.round_id, RoundPage.culture == person.culture)
+                .order_by(col(RoundPage.page_id))
+                .with_for_update()
+            ).all()
+        )
+        coverage = dict.fromkeys(pages, 0) | page_coverage(
+            session, round_id=person.round_id, culture=person.culture, now=now
+        )
+        target = design.assignment.target_rankings_per_page
+        lease = now + timedelta(minutes=design.assignment.lease_minutes)
+        mine = {s.page_id for s in slots if s.kind == "regular"}
+        changed = 0
+        for slot in sorted(expired, key=lambda s: s.position):
+            if slot.kind == "regular" and coverage.get(slot.page_id, 0) >= target:
+                free = sorted((p for p in pages if p not in mine and coverage[p] < target), key=lambda p: coverage[p])
+                if free:
+                    models = _models_of(session, person.round_id, slot.image_order)
+                    images = _images_by_page_model(session, person.round_id, {free[0]})
+                    mine.add(free[0])
+                    slot.page_id = free[0]
+                    slot.image_order = [images[(free[0], m)] for m in models]
+                    slot.token = secrets.token_urlsafe(18)
+                    slot.shown_at = None
+            if slot.kind == "regular":
+                coverage[slot.page_id] = coverage.get(slot.page_id, 0) + 1
+            slot.leased_until = lease
+            session.add(slot)
+            changed += 1
+        audit(
+            session,
+            at=now,
+            actor="participant",
+            action="renew_leases",
+            round_id=person.round_id,
+            participant=person.id,
+            slots=changed,
+        )
+    return changed
+
+
+def _models_of(session: Session, round_id: str, image_ids: list[str]) -> list[str]:
+    rows = session.exec(
+        select(RoundImage.image_id, RoundImage.model_id).where(
+            RoundImage.round_id == round_id, col(RoundImage.image_id).in_(image_ids)
+        )
+    ).all()
+    by_id = dict(rows)
+    return [by_id[i] for i in image_ids]
+
+
 @dataclass(frozen=True, slots=True)
 class SubmitResult:
     participant: Participant

@@ -164,6 +164,9 @@ def show(
     step = _step(person, slots)
     if step.name == "page" and rnd.status == "closed":
         return _message(templates, request, 410, "This study has closed", "Thank you for your interest.")
+    if step.name == "page" and any(s.submitted_at is None and s.leased_until <= clock() for s in slots):
+        crud.refresh_leases(session, code=code, now=clock())
+        person, rnd, slots = _load(session, code) or loaded
     if step.name == "page":
         slot = next(s for s in slots if s.position == step.position)
         if slot.shown_at is None:

@@ -68,7 +68,7 @@ def launch(settings: Settings, design_path: Path, out: Path, round_id: str, *, s
 def make_study(tmp_path: Path) -> Iterator[Callable[..., Study]]:
     clients: list[TestClient] = []
 
-    def factory(design: str = "demo.toml", round_id: str = "r1", *, size: int = 24) -> Study:
+    def factory(design: str | Path = "demo.toml", round_id: str = "r1", *, size: int = 24) -> Study:
         settings = Settings(
             database_url=f"sqlite:///{tmp_path / 'study.db'}",
             media_root=tmp_path / "media",

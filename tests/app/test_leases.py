@@ -1,0 +1,95 @@
+"""Leases: abandoned pages return to the pool after lease_minutes, and a returning participant is moved off a page
+someone else now holds when another page has room (otherwise keeps it, so they can still finish)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from sqlmodel import select
+from studybot import parse, walk
+
+from app.models import Assignment, Participant
+
+DEMO = Path(__file__).resolve().parents[2] / "study_designs" / "demo.toml"
+
+
+def small_design(tmp_path: Path, per: int) -> Path:
+    toml = DEMO.read_text()
+    toml = toml.replace("pages_per_participant = 4", f"pages_per_participant = {per}")
+    toml = toml.replace("target_rankings_per_page = 2", "target_rankings_per_page = 1")
+    toml = toml.replace("attention_checks = 1", "attention_checks = 0")
+    path = tmp_path / "small.toml"
+    path.write_text(toml)
+    return path
+
+
+def pages_of(study, code: str) -> set[str]:
+    with study.session() as s:
+        person = s.exec(select(Participant).where(Participant.code == code)).one()
+        return {a.page_id for a in s.exec(select(Assignment).where(Assignment.participant_id == person.id))}
+
+
+def submitted_pages(study) -> Counter:
+    with study.session() as s:
+        done = select(Assignment.page_id).where(
+            Assignment.round_id == study.round_id, Assignment.submitted_at.is_not(None)
+        )
+        return Counter(s.exec(done).all())
+
+
+def test_returning_participant_is_moved_off_a_reassigned_page(make_study, tmp_path):
+    study = make_study(small_design(tmp_path, per=1), "swap")
+    a = walk(study.client, "/s/swap", culture="korea", stop_after_pages=0)
+    old_token = parse(a.final_html).forms[0].hidden["token"]
+    study.clock.advance(minutes=31)  # a's lease runs out
+    c = walk(study.client, "/s/swap", culture="korea", stop_after_pages=0)
+    with study.session() as s:  # make the newcomer hold exactly a's page (the draw among free pages is seeded)
+        slot_a = s.exec(select(Assignment).join(Participant).where(Participant.code == a.code)).one()
+        slot_c = s.exec(select(Assignment).join(Participant).where(Participant.code == c.code)).one()
+        slot_c.page_id, slot_c.image_order = slot_a.page_id, list(slot_a.image_order)
+        s.add(slot_c)
+        s.commit()
+        n_images = len(slot_a.image_order)
+    back = study.client.get(f"/p/{a.code}")
+    form = parse(back.text).forms[0]
+    assert back.status_code == 200 and form.action.endswith("/page/0")
+    assert form.hidden["token"] != old_token  # a fresh form for the new page
+    assert post_stale(study, a.code, old_token) == 409
+    assert not pages_of(study, a.code) & pages_of(study, c.code)
+    with study.session() as s:
+        moved = s.exec(select(Assignment).join(Participant).where(Participant.code == a.code)).one()
+        assert moved.page_id != slot_c.page_id and len(moved.image_order) == n_images
+    assert walk(study.client, f"/p/{a.code}", culture="korea").pages == 1
+    assert walk(study.client, f"/p/{c.code}", culture="korea").pages == 1
+    assert set(submitted_pages(study).values()) == {1}
+
+
+def post_stale(study, code: str, token: str) -> int:
+    data = {"token": token} | {
+        f"rank-{c}-{i}": str(i + 1)
+        for c in ("description", "cultural_relevance", "stereotypes", "offensiveness")
+        for i in range(3)
+    }
+    return study.client.post(f"/p/{code}/page/0", data=data, follow_redirects=False).status_code
+
+
+def test_abandoned_pages_go_to_newcomers_and_a_late_return_can_still_finish(make_study, tmp_path):
+    study = make_study(small_design(tmp_path, per=2), "leases")
+    a = walk(study.client, "/s/leases", culture="korea", stop_after_pages=0)
+    b = walk(study.client, "/s/leases", culture="korea", stop_after_pages=0)
+    assert not pages_of(study, a.code) & pages_of(study, b.code)
+    full = walk(study.client, "/s/leases", culture="korea")
+    assert full.pages == 0 and "nothing left to rank" in full.final_html  # every page is leased
+
+    study.clock.advance(minutes=31)  # both leases ran out; b comes back at once and finishes, a has left
+    assert walk(study.client, f"/p/{b.code}", culture="korea").pages == 2
+    c = walk(study.client, "/s/leases", culture="korea", stop_after_pages=0)
+    assert pages_of(study, c.code) == pages_of(study, a.code)  # the only pages with room: a's abandoned ones
+    assert walk(study.client, "/s/leases", culture="korea").pages == 0  # and nothing beyond them
+
+    # a returns when no page has room: a keeps the pages and can finish (one extra ranking beats a lost session)
+    assert walk(study.client, f"/p/{a.code}", culture="korea").pages == 2
+    assert walk(study.client, f"/p/{c.code}", culture="korea").pages == 2
+    counts = submitted_pages(study)
+    assert sum(counts.values()) == 6 and set(counts.values()) == {1, 2}
