@@ -85,7 +85,11 @@ def _ordered_unique(values: pd.Series, order: Sequence[str] | None = None) -> li
 
 
 def _is(df: pd.DataFrame, column: str, value: str) -> np.ndarray:
-    return (df[column].astype(str) == value).to_numpy(dtype=bool)
+    col = df[column]
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        where = col.cat.categories.get_indexer([value])[0]
+        return col.cat.codes.to_numpy() == where if where >= 0 else np.zeros(len(col), dtype=bool)
+    return (col.astype(str) == value).to_numpy(dtype=bool)
 
 
 def analyse(
