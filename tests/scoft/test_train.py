@@ -215,3 +215,40 @@ def test_fp16_training_on_cuda_keeps_lora_fp32_and_finite(tiny_models, data_dir,
 
     weights = load_file(str(result.lora_path))
     assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in weights.values())
+
+
+@pytest.mark.parametrize("grad_step", ["first", "last"])
+def test_contrastive_gradient_reaches_only_the_lora_through_the_recorded_step(tiny_models, data_dir, grad_step):
+    from scoft.data import CCUBDataset, collate
+    from scoft.features import build_backbones
+    from scoft.train import StepContext, load_models, micro_step_losses, prepare_models, tokenize
+
+    cfg = TrainConfig(**{**FAST, "variant": "mpc", "grad_step": grad_step, "chain_length": 4})
+    models = load_models(tiny_models["sd"])
+    torch.manual_seed(0)
+    params = prepare_models(models, cfg, torch.device("cpu"), torch.float32)
+    with torch.no_grad():
+        for p in params:
+            p.normal_(0, 0.05)
+        null = models.text_encoder(tokenize(models.tokenizer, [""]))[0]
+    backbones = build_backbones(cfg, tiny_models["backbone"])
+    calls: list[bool] = []
+    hook = models.unet.register_forward_pre_hook(lambda *_: calls.append(torch.is_grad_enabled()))
+    ctx = StepContext(cfg, models, models.unet, models.unet, null, backbones, torch.float32, torch.device("cpu"))
+    dataset = CCUBDataset(data_dir, resolution=64, tokenizer=models.tokenizer, max_negatives=2)
+    batch = collate([dataset[0], dataset[1]])
+    try:
+        terms = micro_step_losses(ctx, batch, torch.Generator().manual_seed(0), chain=True)
+    finally:
+        hook.remove()
+    # training pass (graph), memorization + null (no graph), then chain steps 1..3: graph only at the recorded one
+    expected = [True, False] + [grad_step == "last" and k == 3 for k in range(1, 4)]
+    assert calls == expected
+    terms["c"].backward()
+    lora = [p for n, p in models.unet.named_parameters() if "lora_" in n]
+    assert sum(p.grad.abs().sum() for p in lora if p.grad is not None) > 0
+    frozen = [p for n, p in models.unet.named_parameters() if "lora_" not in n]
+    frozen += list(models.vae.parameters()) + list(models.text_encoder.parameters())
+    for backbone in backbones.distances.values():
+        frozen += list(getattr(backbone, "vgg", backbone).parameters())
+    assert all(p.grad is None for p in frozen)
