@@ -277,6 +277,25 @@ def close_round(round_id: RoundId, who: ResearcherDep, session: SessionDep, cloc
     return _change(session, round_id, "close", who.actor, clock())
 
 
+class ReclaimOut(BaseModel):
+    round_id: str
+    timed_out: list[str] = Field(
+        description="Pseudonyms of the participants timed out; their pages are back in the pool."
+    )
+
+
+@router.post(
+    "/rounds/{round_id}/reclaim", response_model=ReclaimOut, responses=ERRORS, summary="Reclaim expired leases"
+)
+def reclaim_leases(round_id: RoundId, who: ResearcherDep, session: SessionDep, clock: ClockDep) -> ReclaimOut:
+    """Time out participants whose every open page lease has expired, so they cannot take those pages back."""
+    try:
+        timed_out = crud.reclaim_expired_leases(session, round_id=round_id, actor=who.actor, now=clock())
+    except crud.RoundNotFound as err:
+        raise HTTPException(status_code=404, detail=str(err)) from None
+    return ReclaimOut(round_id=round_id, timed_out=timed_out)
+
+
 @router.get(
     "/rounds/{round_id}/export",
     response_class=Response,

@@ -149,3 +149,20 @@ def test_export_kind_is_validated(client):
     assert r.status_code == 422
     r = client.get("/api/rounds/demo/export", headers=BEARER)
     assert r.status_code == 200 and r.text.startswith("round_id,participant_id,participant_culture,page_id")
+
+
+def test_reclaim_times_out_people_whose_leases_all_expired(client, clock):
+    idle = Bot(client, "demo", "IDLE")
+    idle.onboard("korea")
+    working = Bot(client, "demo", "WORKING")
+    working.onboard("nigeria")
+    r = client.post("/api/rounds/demo/reclaim", headers=BEARER)
+    assert r.status_code == 200 and r.json()["timed_out"] == []
+    clock.advance(minutes=20)
+    working.submit_current(clock)  # submitting renews the lease of the remaining pages
+    clock.advance(minutes=15)  # idle's 30-minute lease has run out, working's has not
+    r = client.post("/api/rounds/demo/reclaim", headers=BEARER)
+    assert r.status_code == 200 and len(r.json()["timed_out"]) == 1
+    status = client.get("/api/rounds/demo/status", headers=BEARER).json()
+    assert status["participants_by_status"]["timed_out"] == 1 and status["participants_by_status"]["active"] == 1
+    assert client.post("/api/rounds/nope/reclaim", headers=BEARER).status_code == 404

@@ -45,6 +45,7 @@ def test_schema_covers_the_researcher_api(api_schema):
         "POST /api/rounds/{round_id}/resume",
         "POST /api/rounds/{round_id}/close",
         "GET /api/rounds/{round_id}/export",
+        "POST /api/rounds/{round_id}/reclaim",
     } <= labels
     raw = api_schema.raw_schema
     close = raw["paths"]["/api/rounds/{round_id}/close"]["post"]
