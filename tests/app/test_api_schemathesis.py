@@ -22,7 +22,7 @@ from schemathesis.checks import (
 from tests.app.console_support import BEARER, app_client, launch_demo
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
-MAX_EXAMPLES = 15
+MAX_EXAMPLES = 12
 
 
 @pytest.fixture(scope="module")
