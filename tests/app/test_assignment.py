@@ -141,6 +141,7 @@ def test_attention_checks_and_repeats_are_placed_inside_the_sequence():
     assert [s.position for s in slots] == list(range(len(slots)))
     for s in slots:
         if s.kind == "attention":
+            assert s.page_id not in {r.page_id for r in slots if r.kind == "regular"}  # 10 pages: room to avoid them
             assert s.check_model in s.model_order
             assert s.criteria_order == (s.check_criterion,)
     repeat = slots[-1]

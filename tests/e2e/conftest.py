@@ -49,8 +49,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def live_demo(tmp_path: Path) -> Iterator[LiveStudy]:
+@pytest.fixture(scope="module")
+def live_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStudy]:
+    """One server per test module; each test enrols its own participants."""
+    tmp_path = tmp_path_factory.mktemp("live")
     settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'study.db'}", media_root=tmp_path / "media", secret_key="e2e-secret"
     )
@@ -99,7 +101,7 @@ def live_demo(tmp_path: Path) -> Iterator[LiveStudy]:
         proc.wait(timeout=10)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)")
