@@ -17,10 +17,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# Build the demo round's images (placeholder drawings until `scoft sample` takes over), launch round
-# `demo` (reused when it exists) and serve it in the foreground.
+# Build the tiny models, a synthetic CCUB-like set, negatives and the demo's LoRA variants, sample the round with
+# `scoft sample` (all on CPU, reusing var/), launch round `demo` (reused when it exists) and serve it in the foreground.
 demo: $(STAMP)
-	$(BIN)/python -m app.placeholder --design study_designs/demo.toml --out var/rounds/demo
+	$(BIN)/python -m scoft.demo --design study_designs/demo.toml --var var
 	$(BIN)/python -m app.rounds launch --design study_designs/demo.toml \
 		--manifest var/rounds/demo/manifest.jsonl --round demo --reuse
 	$(BIN)/python -m app
