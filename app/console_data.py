@@ -148,7 +148,11 @@ def participants_csv(data: RoundData, view: MonitorView) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=monitor.PARTICIPANT_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(monitor.participant_rows(data.participants, view.quality))
+    writer.writerows(
+        monitor.participant_rows(
+            data.participants, view.quality, exclude_after_failed_checks=view.rules.exclude_after_failed_checks
+        )
+    )
     return buf.getvalue()
 
 

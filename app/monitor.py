@@ -413,6 +413,7 @@ PARTICIPANT_COLUMNS = (
     "platform",
     "culture",
     "status",
+    "excluded",
     "exclusion_reason",
     "created_at",
     "completed_at",
@@ -434,9 +435,13 @@ def _iso(t: datetime | None) -> str:
 
 
 def participant_rows(
-    participants: Sequence[ParticipantRow], quality: Mapping[int, ParticipantQuality]
+    participants: Sequence[ParticipantRow],
+    quality: Mapping[int, ParticipantQuality],
+    *,
+    exclude_after_failed_checks: int | None = None,
 ) -> list[dict[str, object]]:
-    """participants.csv rows: pseudonymous ids only (never the code or the platform's raw id)."""
+    """participants.csv rows: pseudonymous ids only (never the code or the platform's raw id); ``excluded`` as the
+    responses export marks it."""
     rows = []
     for p in participants:
         q = quality.get(p.id, ParticipantQuality(p.id))
@@ -451,6 +456,7 @@ def participant_rows(
                 "platform": p.platform,
                 "culture": p.culture or "",
                 "status": p.status,
+                "excluded": "true" if is_excluded(p, exclude_after_failed_checks) else "false",
                 "exclusion_reason": p.exclusion_reason or "",
                 "created_at": _iso(p.created_at),
                 "completed_at": _iso(p.completed_at),

@@ -136,6 +136,8 @@ def test_status_numbers_equal_the_export(client, clock):
     assert {k: v for k, v in status["participants_by_status"].items() if v} == by_status
     assert by_status["completed"] == 3 and by_status["active"] == 1 and by_status["consent"] == 1
     assert sum(int(p["pages_submitted"]) for p in participants) == status["pages_submitted"]
+    excluded_people = {r["participant_id"] for r in responses if r["excluded"] == "true"}
+    assert excluded_people == {p["participant_id"] for p in participants if p["excluded"] == "true"}
     for culture in status["coverage"]:
         for c in culture["pages"]:
             assert c["done"] == sum(1 for _, page in regular if page == c["page_id"])

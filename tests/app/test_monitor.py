@@ -174,3 +174,8 @@ def test_participant_rows_are_pseudonymous():
     rows = m.participant_rows(people, {})
     assert list(rows[0]) == list(m.PARTICIPANT_COLUMNS)
     assert rows[0]["participant_id"] == "p7" and rows[0]["minutes"] == 12.0 and rows[0]["culture"] == "korea"
+    assert rows[0]["excluded"] == "false"
+    careless = [_p(8, "completed", failed_checks=2), _p(9, "excluded", exclusion_reason="bot")]
+    rows = m.participant_rows(careless, {}, exclude_after_failed_checks=2)
+    assert [r["excluded"] for r in rows] == ["true", "true"] and rows[1]["exclusion_reason"] == "bot"
+    assert m.participant_rows(careless, {})[0]["excluded"] == "false"
