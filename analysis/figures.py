@@ -127,6 +127,7 @@ def forest_figure(
     groups: Sequence[str] | None = None,
     criteria: Sequence[str] | None = None,
     title: str = "Plackett–Luce log-worth (95% participant-bootstrap CI)",
+    group_labels: Mapping[str, str] | None = None,
 ) -> Figure:
     """Forest plot of log-worths with CIs: panel per criterion, row per model, one point per group.
 
@@ -149,8 +150,17 @@ def forest_figure(
             est = g["pl_log_worth"].to_numpy(dtype=float)
             lo, hi = g["ci_lo"].to_numpy(dtype=float), g["ci_hi"].to_numpy(dtype=float)
             err = np.vstack([np.clip(est - lo, 0, None), np.clip(hi - est, 0, None)])
-            ax.errorbar(est, y, xerr=np.nan_to_num(err), fmt="o" if group == "all" else "s", ms=4.5,
-                        color=colours[group], capsize=2, lw=1.2, label=group)  # fmt: skip
+            ax.errorbar(
+                est,
+                y,
+                xerr=np.nan_to_num(err),
+                fmt="o" if group == "all" else "s",
+                ms=4.5,
+                color=colours[group],
+                capsize=2,
+                lw=1.2,
+                label=(group_labels or {}).get(group, group),
+            )
         ax.axvline(0.0, color="#999999", lw=0.8, ls="--")
         ax.set_yticks(np.arange(len(model_order)), [_label(m, labels) for m in model_order])
         ax.invert_yaxis()
@@ -245,6 +255,7 @@ def rank_distribution_figure(
     criteria: Sequence[str] | None = None,
     title: str = "Participants' mean rank of each model, by culture",
     max_points: int = 150,
+    culture_labels: Mapping[str, str] | None = None,
 ) -> Figure:
     """Per criterion (panel): each participant's mean rank of each model, as boxes plus points coloured by culture.
 
@@ -260,7 +271,8 @@ def rank_distribution_figure(
     n_c = len(culture_order)
     width = 0.8 / max(n_c, 1)
     rng = np.random.default_rng(0)
-    fig, axes = _grid(len(crits), width=max(5.2, 0.5 * len(model_order) * n_c + 2), height=3.4)
+    panel_width = min(max(5.2, 0.4 * len(model_order) * n_c + 2), 10.0)
+    fig, axes = _grid(len(crits), width=panel_width, height=3.4, cols=1 if panel_width > 6.5 else _PANEL_COLS)
     for ax, crit in zip(axes, crits, strict=True):
         sub = participant_ranks[participant_ranks["criterion"] == crit]
         for ci, culture in enumerate(culture_order):
@@ -280,7 +292,7 @@ def rank_distribution_figure(
                            boxprops={"facecolor": "none", "edgecolor": colours[culture]},
                            medianprops={"color": colours[culture]}, whiskerprops={"color": colours[culture]},
                            capprops={"color": colours[culture]}, manage_ticks=False)  # fmt: skip
-            ax.scatter([], [], color=colours[culture], label=culture)
+            ax.scatter([], [], color=colours[culture], label=(culture_labels or {}).get(culture, culture))
         ax.set_xticks(range(len(model_order)), [_label(m, labels) for m in model_order], rotation=20, ha="right")
         ax.set_ylabel("participant mean rank (1 = best)")
         ax.invert_yaxis()

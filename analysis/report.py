@@ -299,7 +299,12 @@ def make_figures(a: Analysis) -> list[FigureSpec]:
         FigureSpec(
             "pl_forest",
             figs.forest_figure(
-                forest, labels=labels, models=a.models, groups=["all", *a.cultures], criteria=a.criteria
+                forest,
+                labels=labels,
+                models=a.models,
+                groups=["all", *a.cultures],
+                criteria=a.criteria,
+                group_labels={g: a.culture_label(g) for g in ["all", *a.cultures]},
             ),
             "Plackett–Luce log-worths with 95% participant-bootstrap intervals, all cultures and each culture.",
         )
@@ -325,7 +330,12 @@ def make_figures(a: Analysis) -> list[FigureSpec]:
         FigureSpec(
             "rank_distribution",
             figs.rank_distribution_figure(
-                dist, labels=labels, models=a.models, cultures=a.cultures, criteria=a.criteria
+                dist,
+                labels=labels,
+                models=a.models,
+                cultures=a.cultures,
+                criteria=a.criteria,
+                culture_labels=a.culture_labels,
             ),
             "Each participant's mean rank of each model (points), with boxes per culture.",
         )
