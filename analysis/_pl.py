@@ -141,6 +141,20 @@ def _fit_chunk(
     return theta, converged
 
 
+def mle_exists(counts: np.ndarray, types: StageTypes, active: np.ndarray) -> np.ndarray:
+    """Per row of stage counts: does the MLE exist? (Hunter 2004: in every split of the items, some item of each part
+    beats some item of the other, i.e. the "i was chosen over j" graph on the occurring items is strongly connected.)"""
+    counts = np.atleast_2d(counts)
+    k = types.sets.shape[1]
+    beats = (np.eye(k)[types.chosen][:, :, None] * types.sets[:, None, :]).astype(np.float64)  # (T, K, K)
+    reach = np.einsum("bt,tkl->bkl", (counts > 0).astype(np.float64), beats) > 0
+    reach |= np.eye(k, dtype=bool)[None]
+    for _ in range(max(1, int(np.ceil(np.log2(max(k, 2)))))):
+        reach = np.einsum("bij,bjk->bik", reach.astype(np.float64), reach.astype(np.float64)) > 0
+    sub = reach[:, active][:, :, active]
+    return sub.all(axis=(1, 2))
+
+
 def fit_counts(
     counts: np.ndarray,
     types: StageTypes,
@@ -152,7 +166,8 @@ def fit_counts(
     """Maximum-likelihood log-worths (centred over items that occur) for each row of stage counts (B, T).
 
     Returns ``(theta, converged)``; ``theta`` is (B, K), NaN for items that never appear in a choice set. Where the
-    MLE does not exist (an item always ranked last, say) Newton's steps drift and the row reports not converged.
+    unpenalised MLE does not exist (an item always ranked last, say; see :func:`mle_exists`) the whole row is NaN and
+    reported not converged.
     """
     counts = np.atleast_2d(np.asarray(counts, dtype=np.float64))
     k = types.sets.shape[1]
@@ -166,7 +181,12 @@ def fit_counts(
         conv.append(cv)
     if not thetas:
         return np.zeros((0, k)), np.zeros(0, dtype=bool)
-    return np.concatenate(thetas), np.concatenate(conv)
+    theta, converged = np.concatenate(thetas), np.concatenate(conv)
+    if alpha == 0:
+        exists = mle_exists(counts, types, active)
+        theta[~exists] = np.nan
+        converged &= exists
+    return theta, converged
 
 
 def information(theta: np.ndarray, counts: np.ndarray, types: StageTypes) -> np.ndarray:
@@ -203,7 +223,8 @@ def plackett_luce(
     """Plackett–Luce MLE from a judgments × items array of ranks (1 = best, NaN = item absent).
 
     Returns ``(log_worths, se)``: log-worths centred to sum 0 over the items that occur, and standard errors from the
-    observed Fisher information under that constraint. ``weights`` (one per judgment) multiply the log-likelihood
+    observed Fisher information under that constraint. All NaN when the MLE does not exist (``alpha = 0`` and some
+    group of items never beats the rest). ``weights`` (one per judgment) multiply the log-likelihood
     terms; ``alpha`` adds a Gaussian penalty ``alpha/2 · ||θ||²`` (0 = plain MLE).
     """
     rankings = np.asarray(rankings, dtype=np.float64)
@@ -218,6 +239,8 @@ def plackett_luce(
         return nan, nan
     theta, _ = fit_counts(counts[None, :], types, alpha=alpha, max_iter=max_iter, tol=tol)
     theta = theta[0]
+    if np.isnan(theta).all():
+        return theta, np.full(len(theta), np.nan)
     active = ~np.isnan(theta)
     info = information(theta, counts, types) + alpha * np.eye(len(theta))
     return theta, constrained_se(info, active)

@@ -7,6 +7,7 @@ row of a ``B × P`` matrix of multinomial counts, and every resample's statistic
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -61,7 +62,8 @@ def percentile_ci(samples: np.ndarray, level: float = 0.95) -> tuple[np.ndarray,
         nan = np.full(samples.shape[1:], np.nan)
         return nan, nan
     tail = 100 * (1 - level) / 2
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN
         lo, hi = np.nanpercentile(samples, [tail, 100 - tail], axis=0)
     return lo, hi
 

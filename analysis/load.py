@@ -112,7 +112,7 @@ def _parse_bool(col: pd.Series, name: str, problems: _Problems, *, nullable: boo
     mapping[cats.isin(_TRUE)] = 1.0
     mapping[cats.isin(_FALSE)] = 0.0
     code = col.cat.codes.to_numpy()
-    values = np.where(code >= 0, mapping[np.maximum(code, 0)], np.nan)
+    values = np.append(mapping, np.nan)[code]  # code -1 (empty) picks the trailing NaN
     bad_value = (code >= 0) & np.isnan(values)
     problems.add(f"column {name!r}: not a boolean (true/false/1/0)", bad_value)
     if nullable:
@@ -124,7 +124,7 @@ def _parse_number(col: pd.Series, name: str, problems: _Problems, *, integer: bo
     cats = col.cat.categories.astype(str)
     nums = pd.to_numeric(pd.Series(cats).str.strip(), errors="coerce").to_numpy(dtype=np.float64)
     code = col.cat.codes.to_numpy()
-    values = np.where(code >= 0, nums[np.maximum(code, 0)], np.nan)
+    values = np.append(nums, np.nan)[code]
     bad = (code >= 0) & ~np.isfinite(values)
     if integer:
         with np.errstate(invalid="ignore"):
@@ -181,9 +181,9 @@ def read_responses(path: str | Path) -> pd.DataFrame:
     sub = raw["submitted_at"]
     stamps = pd.to_datetime(pd.Series(sub.cat.categories.astype(str)), utc=True, errors="coerce", format="ISO8601")
     code = sub.cat.codes.to_numpy()
-    problems.add("column 'submitted_at': not an ISO 8601 timestamp", (code >= 0) & stamps.isna().to_numpy()[code])
-    submitted = pd.Series(pd.DatetimeIndex(stamps.to_numpy()[np.maximum(code, 0)]), index=raw.index)
-    submitted[code < 0] = pd.NaT
+    unparsed = np.append(stamps.isna().to_numpy(), False)[code]
+    problems.add("column 'submitted_at': not an ISO 8601 timestamp", (code >= 0) & unparsed)
+    submitted = pd.Series(stamps.array.take(code, allow_fill=True), index=raw.index)
 
     rank, n_items, pos = nums["rank"], nums["n_items"], nums["initial_position"]
     problems.add("column 'n_items': must be at least 2", n_items < 2)

@@ -13,6 +13,7 @@ a matrix product (see ``analysis._tables``); Plackett–Luce fits all resamples 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,15 @@ from analysis._inference import (
     kruskal_groups,
     pairwise_wilcoxon_matrix,
 )
-from analysis._pl import constrained_se, fit_counts, information, plackett_luce, stage_counts, stage_types
+from analysis._pl import (
+    constrained_se,
+    fit_counts,
+    information,
+    mle_exists,
+    plackett_luce,
+    stage_counts,
+    stage_types,
+)
 from analysis._tables import RankTable, bootstrap_weights, codes, main_rows, percentile_ci
 
 __all__ = [
@@ -114,8 +123,9 @@ def _mean_rank_frame(t: RankTable, w: np.ndarray) -> pd.DataFrame:
     point = _ratio(t.rank_sums.sum(axis=0), t.rank_counts.sum(axis=0))
     boot = _ratio(w @ t.rank_sums, w @ t.rank_counts)
     lo, hi = percentile_ci(boot)
-    sem = np.nanstd(boot, axis=0, ddof=1) if boot.shape[0] > 1 else np.full(t.n_models, np.nan)
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # models never ranked give NaN
+        sem = np.nanstd(boot, axis=0, ddof=1) if boot.shape[0] > 1 else np.full(t.n_models, np.nan)
         median = np.nanmedian(t.ranks, axis=0) if t.n_judgments else np.full(t.n_models, np.nan)
     return pd.DataFrame(
         {"model_id": t.models, "mean_rank": point, "ci_lo": lo, "ci_hi": hi, "median_rank": median, "sem": sem}
@@ -213,7 +223,7 @@ def _pl_frame(t: RankTable, w: np.ndarray) -> pd.DataFrame:
     per_participant = stage_counts(types, t.participant_of, t.n_participants)
     total = per_participant.sum(axis=0)
     k = t.n_models
-    if total.sum() == 0:
+    if total.sum() == 0 or not mle_exists(total, types, types.sets.T @ total > 0)[0]:
         theta, se = np.full(k, np.nan), np.full(k, np.nan)
         boot = np.full((w.shape[0], k), np.nan)
     else:
@@ -225,7 +235,11 @@ def _pl_frame(t: RankTable, w: np.ndarray) -> pd.DataFrame:
 
 
 def pl_worths(df: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """Plackett–Luce log-worths (MLE over all judgments, centred to sum 0), model-based SE, participant-bootstrap CI."""
+    """Plackett–Luce log-worths (MLE over all judgments, centred to sum 0), model-based SE, participant-bootstrap CI.
+
+    NaN where the MLE does not exist (e.g. a model ranked last in every judgment); resamples in which it does not
+    exist are left out of the percentile interval.
+    """
     t = _table(df)
     return _pl_frame(t, bootstrap_weights(t.n_participants, n_boot, seed))
 
@@ -409,7 +423,6 @@ def paper_views(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     rows = main_rows(df)
     if len(rows) == 0:
         raise ValueError("no rankings to summarise (empty table)")
-    rows = rows.assign(page_culture=rows["page_culture"].astype(str), criterion=rows["criterion"].astype(str))
     parts = []
     for by in (["criterion", "page_culture", "model_id"], ["criterion", "model_id"]):
         g = (
@@ -423,8 +436,11 @@ def paper_views(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     ranks = pd.concat(parts, ignore_index=True)
 
     better = []
+    crit_code, crit_names = codes(rows["criterion"])
+    cult_code, cult_names = codes(rows["page_culture"])
     for culture_level in (True, False):
-        group = rows["criterion"] + "\x1f" + (rows["page_culture"] if culture_level else "all")
+        n_cult = len(cult_names) if culture_level else 1
+        group = crit_code * n_cult + (cult_code if culture_level else 0)
         t = RankTable.from_long(rows.assign(_group=group), group_col="_group")
         k = t.n_models
         models = t.models.to_numpy()
@@ -432,7 +448,9 @@ def paper_views(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
         keep = a != b
         wins = t.wins.reshape(t.n_participants, k * k)[:, keep]
         both = t.both.reshape(t.n_participants, k * k)[:, keep]
-        crit, cult = zip(*(str(g).split("\x1f") for g in t.participants), strict=True)
+        g_crit, g_cult = np.divmod(t.participants.to_numpy(dtype=np.int64), n_cult)
+        crit = crit_names.to_numpy()[g_crit]
+        cult = cult_names.to_numpy()[g_cult] if culture_level else np.full(len(g_crit), "all")
         n_g, n_p = t.n_participants, int(keep.sum())
         frame = pd.DataFrame(
             {

@@ -123,3 +123,17 @@ def test_penalty_shrinks_towards_zero():
     assert np.abs(shrunk).sum() < np.abs(plain).sum()
     via_choix = choix.opt_rankings(3, as_choix(ranks), alpha=2.5, tol=1e-10)  # choix penalises alpha·||θ||²
     np.testing.assert_allclose(shrunk, via_choix - via_choix.mean(), atol=1e-4)
+
+
+def test_no_estimate_when_the_mle_does_not_exist():
+    always_last = np.array([[1, 2, 3], [2, 1, 3], [1, 2, 3]], dtype=float)
+    theta, se = stats.plackett_luce(always_last)
+    assert np.isnan(theta).all() and np.isnan(se).all()
+    shrunk, _ = stats.plackett_luce(always_last, alpha=1.0)
+    assert np.isfinite(shrunk).all() and shrunk[2] < shrunk[0]
+    types = stage_types(always_last)
+    counts = stage_counts(types, np.arange(3), 3)
+    fitted, converged = fit_counts(counts, types)
+    assert not converged.any() and np.isnan(fitted).all()
+    fine = np.vstack([always_last, [[3, 2, 1]]])
+    assert np.isfinite(stats.plackett_luce(fine)[0]).all()
