@@ -40,3 +40,8 @@ echo "== training step: SD-1.5-sized, chain every 40 micro-batches (cost at a sp
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
 # (sampling checks are appended below this line)
+
+echo "== sampling: SD-1.5-sized random model, 512 px, fp16, scoft sample vs a plain diffusers loop (same run)"
+"$PY" bench/sample.py --sd-size --device cuda --steps 25 --batch 4 --repeats 2 --invariance 2>&1 \
+    | tee "$OUT/sample_sd15.txt"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1

@@ -143,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prompts", type=int, default=None, help="prompts (x 2 seeds x 2 models); default 4 (tiny), 2")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--invariance", action="store_true", help="also sample with batch 1 and compare the PNG bytes")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.steps = args.steps or (25 if args.sd_size else 10)
@@ -171,6 +172,12 @@ def main(argv: list[str] | None = None) -> int:
             rows["scoft sample"].append(scoft_run(design, tmp / f"scoft{r}", args, None))
             if "scoft sample --fast-kernels" in rows:
                 rows["scoft sample --fast-kernels"].append(scoft_run(design, tmp / f"fast{r}", args, False))
+        same = None
+        if args.invariance:
+            batched = {r["file"]: r["sha256"] for r in read_manifest(tmp / "scoft0")}
+            scoft_run(design, tmp / "single", argparse.Namespace(**{**vars(args), "batch": 1}), None)
+            single = {r["file"]: r["sha256"] for r in read_manifest(tmp / "single")}
+            same = sum(batched[f] == single[f] for f in batched)
 
     label = "SD-1.5-sized, 512 px" if args.sd_size else "tiny, 64 px"
     print(
@@ -182,7 +189,15 @@ def main(argv: list[str] | None = None) -> int:
     for name, times in rows.items():
         t = statistics.median(times)
         print(f"{name:<30} {t:>9.2f} {len(work) / t:>9.2f} {plain / t:>7.3f}")
+    if same is not None:
+        print(f"PNG bytes identical between batch {args.batch} and batch 1: {same}/{len(work)} images")
     return 0
+
+
+def read_manifest(folder: Path) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
 
 
 if __name__ == "__main__":
