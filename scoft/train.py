@@ -144,10 +144,11 @@ def _negative_mask(negatives: Tensor) -> Tensor:
     return negatives.flatten(2).abs().amax(dim=-1) > 0
 
 
-def _repeat_rows(features: Any, k: int) -> Any:
+def _select_rows(features: Any, rows: Tensor) -> Any:
+    """Rows of a backbone's features (a tensor or a list of per-layer tensors)."""
     if isinstance(features, Tensor):
-        return features.repeat_interleave(k, dim=0)
-    return [f.repeat_interleave(k, dim=0) for f in features]
+        return features[rows]
+    return [f[rows] for f in features]
 
 
 @dataclass
@@ -256,15 +257,25 @@ def chain_losses(
         backbone = ctx.backbones.get(name)
         f_hat, f_pos = feats(name)
         negatives = batch["negative_pixel_values"].to(ctx.device, ctx.weight_dtype)
-        bsz, k = negatives.shape[:2]
         mask = batch.get("negative_mask")
         mask = _negative_mask(negatives) if mask is None else mask.to(ctx.device).bool()
-        with torch.no_grad():
-            f_neg = backbone.features(negatives.flatten(0, 1))
         d_pos = backbone.compare(f_hat, f_pos)
-        d_neg = backbone.compare(_repeat_rows(f_hat, k), f_neg).view(bsz, k)
+        d_neg = negative_distances(backbone, f_hat, negatives, mask)
         out["c"] = loss_contrastive(d_pos, d_neg, mask, form=cfg.contrastive_form, margin=cfg.margin)
     return out
+
+
+def negative_distances(backbone: Any, f_hat: Any, negatives: Tensor, mask: Tensor) -> Tensor:
+    """B x K distances between each sample's features and its negatives (B x K x 3 x H x W); padding slots
+    (``mask`` False) stay 0 and never go through the backbone."""
+    bsz, k = negatives.shape[:2]
+    d_neg = torch.zeros(bsz, k, device=negatives.device)
+    if mask.any():
+        rows = mask.nonzero(as_tuple=True)[0]
+        with torch.no_grad():
+            f_neg = backbone.features(negatives[mask])
+        d_neg = d_neg.index_put((mask,), backbone.compare(_select_rows(f_hat, rows), f_neg).float())
+    return d_neg
 
 
 def resolve_mixed_precision(requested: str) -> str:

@@ -252,3 +252,33 @@ def test_contrastive_gradient_reaches_only_the_lora_through_the_recorded_step(ti
     for backbone in backbones.distances.values():
         frozen += list(getattr(backbone, "vgg", backbone).parameters())
     assert all(p.grad is None for p in frozen)
+
+
+class SquaredDistance:
+    """A backbone whose features are the flattened image and whose distance is the summed squared difference."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        self.seen += images.shape[0]
+        return images.flatten(1)
+
+    def compare(self, fa: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
+        return (fa - fb).pow(2).sum(-1)
+
+
+def test_negative_distances_skip_padding_and_keep_the_sample_gradient() -> None:
+    from scoft.train import negative_distances
+
+    backbone = SquaredDistance()
+    x_hat = torch.zeros(2, 1, 1, 2, requires_grad=True)
+    negatives = torch.tensor([[[1.0, 0.0], [0.0, 2.0]], [[3.0, 3.0], [0.0, 0.0]]]).view(2, 2, 1, 1, 2)
+    mask = torch.tensor([[True, True], [True, False]])
+    d = negative_distances(backbone, backbone.features(x_hat), negatives, mask)
+    assert d.tolist() == [[1.0, 4.0], [18.0, 0.0]]
+    assert backbone.seen == 2 + 3  # the sample rows, then only the three real negatives
+    d.sum().backward()
+    assert x_hat.grad is not None and x_hat.grad.abs().sum() > 0
+    empty = negative_distances(backbone, backbone.features(x_hat), negatives[:, :0], mask[:, :0])
+    assert empty.shape == (2, 0)
