@@ -501,15 +501,28 @@ def summary_lines(a: Analysis) -> list[str]:
 
 # --------------------------------------------------------------------------------------------------- HTML / MD
 def html_table(header: Sequence[str], rows: Sequence[Sequence[Any]], *, highlight: int | None = None) -> str:
-    esc = html.escape
-    head = "".join(f'<th scope="col">{esc(str(h))}</th>' for h in header)
+    text_cols = [not _numeric(v) for v in rows[0]] if rows else [False] * len(header)
+    head = "".join(
+        f'<th scope="col"{_cls(is_text)}>{html.escape(str(h))}</th>'
+        for h, is_text in zip(header, text_cols, strict=False)
+    )
     body = []
     for i, row in enumerate(rows):
         cls = ' class="best"' if i == highlight else ""
-        body.append(f"<tr{cls}>" + "".join(f"<td>{esc(str(v))}</td>" for v in row) + "</tr>")
+        cells = "".join(f"<td{_cls(not _numeric(v))}>{html.escape(str(v))}</td>" for v in row)
+        body.append(f"<tr{cls}>{cells}</tr>")
     if not rows:
         body.append(f'<tr><td colspan="{len(header)}">none</td></tr>')
     return f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+
+
+def _numeric(value: Any) -> bool:
+    text = str(value)
+    return text.lstrip("[<–-− ").replace(",", "")[:1].isdigit() or text in ("–", "")
+
+
+def _cls(is_text: bool) -> str:
+    return ' class="t"' if is_text else ""
 
 
 def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
