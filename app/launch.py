@@ -55,6 +55,8 @@ def read_manifest(path: Path) -> tuple[list[dict], list[str]]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         return [], [f"{path}: no such manifest file"]
+    except UnicodeDecodeError:
+        return [], [f"{path}: not UTF-8 text"]
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue

@@ -239,4 +239,8 @@ def load_design(path: str | Path) -> Design:
         raise DesignError(f"{path}: no such design file") from None
     except tomllib.TOMLDecodeError as err:
         raise DesignError(f"{path}: not valid TOML: {err}") from None
+    except UnicodeDecodeError:
+        raise DesignError(f"{path}: not UTF-8 text") from None
+    except OSError as err:
+        raise DesignError(f"{path}: cannot read: {err.strerror or err}") from None
     return parse_design(data, path)
