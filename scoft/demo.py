@@ -29,7 +29,7 @@ TRAIN_SETTINGS: dict[str, Any] = {
     "learning_rate": 5e-3,
     "lr_scheduler": "constant",
     "chain_length": 3,
-    "contrastive_interval": 4,
+    "contrastive_interval": 3,
 }
 
 
@@ -149,14 +149,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--negatives", type=int, default=2, help="negatives per image (default 2)")
     p.add_argument("--train-steps", type=int, default=6, help="optimizer steps per LoRA (default 6)")
     p.add_argument("--sample-steps", type=int, default=20, help="denoising steps when sampling (default 20)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the models are tiny)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    import torch
+
     from scoft.sample import SampleError
 
     args = build_parser().parse_args(argv)
+    torch.set_num_threads(args.threads)
     os.environ.setdefault(ENV, str(args.var / "models"))
     try:
         run_demo(

@@ -328,8 +328,15 @@ class Sampler:
                 self.pipe.unload_lora_weights()
                 self.lora = None
             if lora is not None:
+                from diffusers.utils import logging as diffusers_logging
+
                 path = lora_file(lora)
-                self.pipe.load_lora_weights(str(path.parent), weight_name=path.name)
+                level = diffusers_logging.get_verbosity()
+                diffusers_logging.set_verbosity_error()  # a UNet-only LoRA is normal: no text-encoder notice
+                try:
+                    self.pipe.load_lora_weights(str(path.parent), weight_name=path.name)
+                finally:
+                    diffusers_logging.set_verbosity(level)
                 self.lora = lora
 
     def _load_base(self, base: str) -> None:
