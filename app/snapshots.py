@@ -36,6 +36,19 @@ def get_round(session: Session, round_id: str, *, for_update: bool = False) -> R
     return session.exec(q).first()
 
 
+def round_status_and_design(session: Session, round_id: str) -> tuple[str, Design] | None:
+    """A round's status and design, reading the design text only on a cache miss (the hot path of submissions)."""
+    row = session.exec(select(Round.status, Round.design_sha256).where(Round.id == round_id)).first()
+    if row is None:
+        return None
+    status, sha = row
+    design = _CACHE.get(sha)
+    if design is None:
+        text = session.exec(select(Round.design_toml).where(Round.id == round_id)).one()
+        design = _parse(sha, text)
+    return status, design
+
+
 def round_design(round_: Round) -> Design:
     """The design a round was launched with."""
     cached = _CACHE.get(round_.design_sha256)
