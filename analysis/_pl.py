@@ -94,17 +94,27 @@ def _grad_info(theta: np.ndarray, counts: np.ndarray, types: StageTypes) -> tupl
     k = theta.shape[1]
     prob = _softmax_sets(theta, types.sets)
     onehot = np.eye(k)[types.chosen]
-    expected = np.einsum("bt,btk->bk", counts, prob)
+    weighted = counts[:, :, None] * prob  # (B, T, K)
+    expected = weighted.sum(axis=1)
     grad = counts @ onehot - expected
-    info = np.einsum("bk,kl->bkl", expected, np.eye(k)) - np.einsum("bt,btk,btl->bkl", counts, prob, prob)
+    info = np.matmul(weighted.transpose(0, 2, 1), prob)
+    info = -info
+    diag = np.arange(k)
+    info[:, diag, diag] += expected
     return grad, info
 
 
 def _fit_chunk(
-    counts: np.ndarray, types: StageTypes, active: np.ndarray, alpha: float, max_iter: int, tol: float
+    counts: np.ndarray,
+    types: StageTypes,
+    active: np.ndarray,
+    alpha: float,
+    max_iter: int,
+    tol: float,
+    start: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     b, k = counts.shape[0], types.sets.shape[1]
-    theta = np.zeros((b, k))
+    theta = np.zeros((b, k)) if start is None else np.tile(np.nan_to_num(start), (b, 1))
     converged = np.zeros(b, dtype=bool)
     ones = np.outer(active, active).astype(np.float64)
     inactive = np.diag((~active).astype(np.float64))
@@ -162,30 +172,25 @@ def fit_counts(
     alpha: float = 0.0,
     max_iter: int = 100,
     tol: float = 1e-9,
+    start: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Maximum-likelihood log-worths (centred over items that occur) for each row of stage counts (B, T).
 
     Returns ``(theta, converged)``; ``theta`` is (B, K), NaN for items that never appear in a choice set. Where the
     unpenalised MLE does not exist (an item always ranked last, say; see :func:`mle_exists`) the whole row is NaN and
-    reported not converged.
+    reported not converged. ``start`` (K,) is where Newton's method starts (e.g. the full-data estimate when fitting
+    bootstrap resamples); zeros by default.
     """
     counts = np.atleast_2d(np.asarray(counts, dtype=np.float64))
     k = types.sets.shape[1]
     active = (types.sets.T.astype(np.float64) @ counts.sum(axis=0)) > 0
-    per_row = max(1, len(types.chosen) * k * k)
-    chunk = max(1, _CHUNK_ELEMENTS // per_row)
-    thetas, conv = [], []
-    for start in range(0, counts.shape[0], chunk):
-        th, cv = _fit_chunk(counts[start : start + chunk], types, active, alpha, max_iter, tol)
-        thetas.append(th)
-        conv.append(cv)
-    if not thetas:
-        return np.zeros((0, k)), np.zeros(0, dtype=bool)
-    theta, converged = np.concatenate(thetas), np.concatenate(conv)
-    if alpha == 0:
-        exists = mle_exists(counts, types, active)
-        theta[~exists] = np.nan
-        converged &= exists
+    theta = np.full((counts.shape[0], k), np.nan)
+    converged = np.zeros(counts.shape[0], dtype=bool)
+    rows = np.nonzero(mle_exists(counts, types, active))[0] if alpha == 0 else np.arange(counts.shape[0])
+    chunk = max(1, _CHUNK_ELEMENTS // max(1, len(types.chosen) * k * k))
+    for first in range(0, len(rows), chunk):
+        idx = rows[first : first + chunk]
+        theta[idx], converged[idx] = _fit_chunk(counts[idx], types, active, alpha, max_iter, tol, start)
     return theta, converged
 
 

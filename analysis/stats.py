@@ -229,7 +229,7 @@ def _pl_frame(t: RankTable, w: np.ndarray) -> pd.DataFrame:
     else:
         theta = fit_counts(total[None, :], types, max_iter=200, tol=1e-10)[0][0]
         se = constrained_se(information(theta, total, types), ~np.isnan(theta))
-        boot = fit_counts(w @ per_participant, types)[0] if w.shape[0] else np.zeros((0, k))
+        boot = fit_counts(w @ per_participant, types, start=theta)[0] if w.shape[0] else np.zeros((0, k))
     lo, hi = percentile_ci(boot)
     return pd.DataFrame({"model_id": t.models, "pl_log_worth": theta, "se": se, "ci_lo": lo, "ci_hi": hi})
 
