@@ -19,8 +19,8 @@ from app.config import Settings
 from app.deps import get_clock, get_session, get_settings, get_templates
 from app.flow import SlotProgress, Step, current_step, progress
 from app.identity import EntryError, parse_entry
-from app.models import Assignment, Participant, Round, RoundImage
-from app.snapshots import get_round, round_design
+from app.models import Assignment, Participant, RoundImage
+from app.snapshots import get_round, round_design, round_status_and_design
 from study_designs.schema import Design
 
 router = APIRouter()
@@ -120,11 +120,12 @@ def _with_cookie(resp: Response, name: str, code: str) -> Response:
     return resp
 
 
-def _load(session: Session, code: str) -> tuple[Participant, Round, list[Assignment]] | None:
+def _load(session: Session, code: str) -> tuple[Participant, tuple[str, Design], list[Assignment]] | None:
+    """The participant, their round's (status, design) and their slots in order."""
     person = session.exec(select(Participant).where(Participant.code == code)).first()
     if person is None:
         return None
-    rnd = get_round(session, person.round_id)
+    rnd = round_status_and_design(session, person.round_id)
     assert rnd is not None
     slots = list(
         session.exec(
@@ -159,14 +160,13 @@ def show(
     loaded = _load(session, code)
     if loaded is None:
         return _unknown(templates, request)
-    person, rnd, slots = loaded
-    design = round_design(rnd)
+    person, (round_status, design), slots = loaded
     step = _step(person, slots)
-    if step.name == "page" and rnd.status == "closed":
+    if step.name == "page" and round_status == "closed":
         return _message(templates, request, 410, "This study has closed", "Thank you for your interest.")
     if step.name == "page" and any(s.submitted_at is None and s.leased_until <= clock() for s in slots):
         crud.refresh_leases(session, code=code, now=clock())
-        person, rnd, slots = _load(session, code) or loaded
+        person, (round_status, design), slots = _load(session, code) or loaded
     if step.name == "page":
         slot = next(s for s in slots if s.position == step.position)
         if slot.shown_at is None:
@@ -422,12 +422,12 @@ def _rerender(
     loaded = _load(session, code)
     if loaded is None:
         return None
-    person, rnd, slots = loaded
+    person, (_, design), slots = loaded
     slot = next((s for s in slots if s.position == position and s.submitted_at is None), None)
     if slot is None or not secrets.compare_digest(slot.token, token):
         return None
     return _render_page(
-        templates, request, session, round_design(rnd), person, slot, slots, error=message, status=400, submitted=form
+        templates, request, session, design, person, slot, slots, error=message, status=400, submitted=form
     )
 
 
