@@ -385,6 +385,8 @@ def train(
 
     out, data_dir = Path(out), Path(data_dir)
     _check_data(config, data_dir)
+    if config.distances_needed() and backbone_dir is None:
+        raise ValueError(f"variant {config.variant!r} needs perceptual backbones: pass --backbone DIR")
     mixed = resolve_mixed_precision(config.mixed_precision)
     accelerator = Accelerator(
         mixed_precision=mixed, project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs"))
