@@ -27,9 +27,9 @@ def main_rows(df: pd.DataFrame) -> pd.DataFrame:
 def codes(values: pd.Series | np.ndarray) -> tuple[np.ndarray, pd.Index]:
     """Dense integer codes and the sorted distinct values (category order for categoricals)."""
     if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
-        raw = values.cat.codes.to_numpy()
-        used = np.unique(raw)
-        used = used[used >= 0]
+        raw = values.cat.codes.to_numpy().astype(np.int64)
+        n_cat = len(values.cat.categories)
+        used = np.flatnonzero(np.bincount(raw[raw >= 0], minlength=n_cat)) if len(raw) else np.zeros(0, np.int64)
         lookup = np.full(len(values.cat.categories), -1, dtype=np.int64)
         lookup[used] = np.arange(len(used))
         return lookup[raw], pd.Index(values.cat.categories[used])
@@ -49,11 +49,15 @@ def judgment_ids(df: pd.DataFrame, keys: tuple[str, ...] = JUDGMENT_KEYS) -> np.
 
 
 def bootstrap_weights(n: int, n_boot: int, seed: int | np.random.Generator) -> np.ndarray:
-    """``n_boot × n`` matrix: how many times each participant is drawn in each resample (rows sum to n)."""
+    """``n_boot × n`` matrix: how many times each participant is drawn in each resample (rows sum to n).
+
+    Each row counts ``n`` draws with replacement (multinomial with equal probabilities), tallied with one bincount.
+    """
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     if n_boot <= 0 or n == 0:
-        return np.zeros((0, n))
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
+        return np.zeros((max(n_boot, 0), n))
+    draws = rng.integers(0, n, size=(n_boot, n)) + (np.arange(n_boot) * n)[:, None]
+    return np.bincount(draws.ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
 
 
 def percentile_ci(samples: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:

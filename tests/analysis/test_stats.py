@@ -295,3 +295,26 @@ def test_summarise_group_is_the_results_group_object(study):
         group["models"]["m0"]["mean_rank_ci"]
         != stats.summarise_group(study, n_boot=100, seed=1)["models"]["m0"]["mean_rank_ci"]
     )
+
+
+def test_culture_interaction_statistic_equals_direct_formula():
+    shift = {"b": np.array([1.0, 0.0, 0.0, -1.0])}
+    df = make_study(n_participants=10, cultures=("a", "b", "c"), seed=12, culture_shift=shift)
+    res = stats.culture_comparison(df, n_perm=200, seed=3)
+    means = df.groupby(["participant_id", "model_id"])["rank"].mean().unstack()
+    centred = means.sub(means.mean(axis=1), axis=0)
+    culture = df.groupby("participant_id")["participant_culture"].first().reindex(means.index)
+    grand = centred.mean()
+    direct = sum(len(g) * float(((g.mean() - grand) ** 2).sum()) for _, g in centred.groupby(culture))
+    assert res["interaction"]["statistic"] == pytest.approx(direct)
+    assert 1 / 201 <= res["interaction"]["p"] <= 1
+    assert res["interaction"]["n_cultures"] == 3 and res["interaction"]["n_participants"] == 10
+    again = stats.culture_comparison(df, n_perm=200, seed=3)
+    assert again["interaction"] == res["interaction"]
+
+
+def test_bootstrap_weights_are_participant_resamples():
+    w = bootstrap_weights(7, 5000, seed=0)
+    assert w.shape == (5000, 7) and np.all(w.sum(axis=1) == 7)
+    assert w.mean() == pytest.approx(1.0) and w.var(axis=0).mean() == pytest.approx(6 / 7, rel=0.05)
+    np.testing.assert_array_equal(w, bootstrap_weights(7, 5000, seed=0))
