@@ -404,6 +404,7 @@ class SampleResult:
     n_images: int
     n_sampled: int
     n_reused: int
+    main_process: bool = True
 
 
 def _now() -> str:
@@ -451,7 +452,6 @@ def run(
 
     part_file = out_dir / f".{MANIFEST}.part{state.process_index}"
     sampler = Sampler(device or str(state.device), settings, exact=exact)
-    n_sampled = 0
     with state.split_between_processes(todo) as mine:
         bar = tqdm(
             total=len(mine),
@@ -476,7 +476,6 @@ def run(
                 fh.writelines(lines)
                 fh.flush()
                 os.fsync(fh.fileno())
-            n_sampled += len(chunk)
             bar.update(len(chunk))
         bar.close()
     state.wait_for_everyone()
@@ -487,7 +486,7 @@ def run(
         for part in parts:
             part.unlink(missing_ok=True)
     state.wait_for_everyone()
-    return SampleResult(manifest, len(work), n_sampled, len(done))
+    return SampleResult(manifest, len(work), len(todo), len(done), state.is_main_process)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -525,5 +524,7 @@ def main(argv: list[str] | None = None) -> int:
     except (DesignError, SampleError) as err:
         print(f"scoft sample: {err}", file=sys.stderr)
         return 2
-    print(f"{result.manifest}: {result.n_images} images ({result.n_sampled} sampled, {result.n_reused} already done)")
+    if result.main_process:
+        counts = f"{result.n_sampled} sampled, {result.n_reused} already done"
+        print(f"{result.manifest}: {result.n_images} images ({counts})")
     return 0

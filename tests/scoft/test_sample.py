@@ -245,3 +245,19 @@ def test_round_launch_accepts_the_manifest(study: Path, sampled: tuple[Path, sam
     assert "8 images" in proc.stdout
     again = subprocess.run([*cmd, "--reuse"], capture_output=True, text=True, env=env, timeout=300)
     assert again.returncode == 0, again.stderr
+
+
+def test_accelerate_launch_splits_the_work_and_merges_one_manifest(
+    study: Path, sampled: tuple[Path, sample.SampleResult], tmp_path: Path
+) -> None:
+    ref, _ = sampled
+    out = tmp_path / "two"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1"]
+    cmd += ["--mixed_precision", "no", "--dynamo_backend", "no", "-m", "scoft", "sample", "--design", str(study)]
+    cmd += ["--out", str(out), "--steps", str(STEPS), "--batch-size", "3", "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("8 images (8 sampled, 0 already done)") == 1
+    hashes = {r["file"]: r["sha256"] for r in manifest_lines(out)}
+    assert hashes == {r["file"]: r["sha256"] for r in manifest_lines(ref)}
+    assert not list(out.glob(".manifest.jsonl.part*"))
