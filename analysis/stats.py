@@ -21,6 +21,7 @@ import pandas as pd
 
 from analysis._alpha import LEVELS, alpha_from_coincidences, coincidences, krippendorff_alpha
 from analysis._inference import (
+    friedman_exact_p,
     friedman_matrix,
     holm,
     kendall_tau_rows,
@@ -43,7 +44,9 @@ __all__ = [
     "CULTURE_CAVEAT",
     "culture_comparison",
     "friedman",
+    "friedman_exact_p",
     "friedman_matrix",
+    "holm",
     "in_out_group",
     "krippendorff_alpha",
     "kruskal_groups",

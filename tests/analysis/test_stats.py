@@ -318,3 +318,14 @@ def test_bootstrap_weights_are_participant_resamples():
     assert w.shape == (5000, 7) and np.all(w.sum(axis=1) == 7)
     assert w.mean() == pytest.approx(1.0) and w.var(axis=0).mean() == pytest.approx(6 / 7, rel=0.05)
     np.testing.assert_array_equal(w, bootstrap_weights(7, 5000, seed=0))
+
+
+def test_holm_matches_statsmodels_and_keeps_nan():
+    rng = np.random.default_rng(0)
+    for m in (1, 3, 6, 10):
+        p = rng.random(m) ** 3
+        np.testing.assert_allclose(stats.holm(p), multipletests(p, method="holm")[1], rtol=1e-15)
+    with_nan = np.array([0.01, np.nan, 0.04, 0.03])
+    got = stats.holm(with_nan)
+    assert np.isnan(got[1])
+    np.testing.assert_allclose(got[[0, 2, 3]], multipletests([0.01, 0.04, 0.03], method="holm")[1])
