@@ -92,7 +92,7 @@ def test_any_file_content_loads_or_raises_design_error(tmp_path_factory, blob, c
 
 
 def test_unreadable_design_files_raise_design_error(tmp_path):
-    for content in (b"\xff\xfe\x00bad", b"id = \"\xc3\x28\"\n"):
+    for content in (b"\xff\xfe\x00bad", b'id = "\xc3\x28"\n'):
         p = tmp_path / "bad.toml"
         p.write_bytes(content)
         try:
