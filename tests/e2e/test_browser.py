@@ -249,3 +249,22 @@ def test_without_javascript_the_plain_form_works(live_demo, browser, tmp_path):
     assert page.inner_text(".progress").startswith("Page 2 of")
     page.screenshot(path=tmp_path / "no-js.png", full_page=True)
     context.close()
+
+
+def test_enhanced_page_fits_360px(live_demo, browser, tmp_path):
+    context = browser.new_context(viewport={"width": 360, "height": 740}, has_touch=True, is_mobile=True)
+    page = context.new_page()
+    errors = watch_errors(page)
+    page.goto(f"{live_demo.base_url}/s/{live_demo.round_id}")
+    page.tap("input[name=agree]")
+    page.tap("button[type=submit]")
+    page.tap("input[value=nigeria]")
+    page.tap("button[type=submit]")
+    page.tap("button[type=submit]")
+    page.wait_for_selector("fieldset.enhanced")
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 360
+    tap = page.locator("button.tap").first.bounding_box()
+    assert tap["height"] >= 40 and tap["x"] >= 0 and tap["x"] + tap["width"] <= 360  # a comfortable touch target
+    page.screenshot(path=tmp_path / "enhanced-360.png", full_page=True)
+    assert not errors, errors
+    context.close()
