@@ -306,7 +306,7 @@ def rank_distribution_figure(
 # ------------------------------------------------------------------------------------------------------------
 def png_bytes(fig: Figure, *, dpi: int = 110) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, pil_kwargs={"compress_level": 3})
+    fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
 
 
