@@ -119,7 +119,9 @@ async def storage_error_handler(request: Request, exc: Exception) -> Response:
     failure = classify(exc)
     if failure is None:
         return await unexpected_error_handler(request, exc)
-    log.warning("%s %s: storage %s (%s): %s", request.method, _route(request), failure.kind, failure.status, exc)
+    # only the driver's message: SQL parameters (which may hold raw platform ids) never reach the log
+    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
+    log.warning("%s %s: storage %s (%s): %s", request.method, _route(request), failure.kind, failure.status, reason)
     headers = {"Cache-Control": "no-store"}
     if failure.kind == "busy":
         headers["Retry-After"] = "5"
