@@ -96,7 +96,11 @@ async def _drive(base_url: str, people: list[Participant], timings: Timings, ram
             bar.update(1)
 
         t0 = time.perf_counter()
-        await asyncio.wait_for(asyncio.gather(*(one(i, p) for i, p in enumerate(people))), timeout=budget)
+        try:
+            await asyncio.wait_for(asyncio.gather(*(one(i, p) for i, p in enumerate(people))), timeout=budget)
+        except TimeoutError:
+            unfinished = sum(not (p.done or p.ineligible) for p in people)
+            failures.append(f"time budget of {budget:.0f} s ran out with {unfinished} participants unfinished")
         elapsed = time.perf_counter() - t0
     bar.close()
     for f in failures[:10]:
