@@ -14,7 +14,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-JUDGMENT_KEYS = ("participant_id", "page_id", "criterion", "is_repeat")
+JUDGMENT_KEYS = ("participant_id", "page_id", "criterion", "is_repeat", "is_attention_check")
 
 
 def main_rows(df: pd.DataFrame) -> pd.DataFrame:

@@ -192,12 +192,14 @@ def read_responses(path: str | Path) -> pd.DataFrame:
         problems.add("column 'initial_position': outside 0..n_items-1", (pos < 0) | (pos >= n_items))
     problems.raise_if_any()
 
-    # -- one ranking = (participant, page, criterion, repeat): a permutation of 1..n_items over distinct models ------
+    # -- one ranking = (participant, page, criterion, repeat, attention check): a permutation of 1..n_items ----------
+    # An attention-check page may reuse a regular page's images (and id), so the check flag is part of the key.
     key = np.zeros(n, dtype=np.int64)
     for name in ("participant_id", "page_id", "criterion"):
         col = out[name]
         key = key * max(len(col.cat.categories), 1) + col.cat.codes.to_numpy()
     key = key * 2 + bools["is_repeat"].to_numpy()
+    key = key * 2 + bools["is_attention_check"].to_numpy()
     gid, _ = pd.factorize(key)
     n_groups = int(gid.max()) + 1
     size = np.bincount(gid, minlength=n_groups)

@@ -113,9 +113,11 @@ def plan(req: PlanRequest) -> list[SlotPlan]:
     extras: list[SlotPlan] = []
     check_rng = rng_for(req.seed, "checks")
     check_pool = req.check_criteria or req.criteria
+    # preferably pages the participant does not rank, each used once (one ranking per page and check flag)
     check_pages = [p for p in req.culture_pages if p not in pages] or list(req.culture_pages)
-    for _ in range(req.attention_checks):
-        page = check_rng.choice(check_pages)  # preferably a page the participant does not rank
+    check_rng.shuffle(check_pages)
+    for i in range(req.attention_checks):
+        page = check_pages[i % len(check_pages)]
         order = list(req.models)
         check_rng.shuffle(order)
         extras.append(

@@ -308,11 +308,6 @@ def test_researcher_runs_a_round_from_the_browser(tmp_path, clock):
     assert len(rows) == 5 * 4 * 3 - 3 * 3  # the attention page asks one criterion, not four
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="analysis.load keys a ranking by (participant, page, criterion, repeat); the attention-check page reuses "
-    "a regular page id, so both rankings of that page fall into one group",
-)
 def test_the_analysis_reads_the_console_export(tmp_path, clock):
     from analysis.load import read_responses
 
