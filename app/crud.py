@@ -10,8 +10,10 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
+from types import SimpleNamespace
 
-from sqlalchemy import delete, func, insert, or_, update
+from sqlalchemy import bindparam, delete, func, insert, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -361,6 +363,49 @@ _SLOT_COLUMNS = (
 )
 
 
+@cache
+def _submit_statements() -> SimpleNamespace:
+    """The statements of a submission, built once per process with bound parameters (cheaper than rebuilding)."""
+    b = bindparam
+    return SimpleNamespace(
+        person=select(Participant.id, Participant.round_id, Participant.status, Participant.failed_checks)
+        .where(col(Participant.code) == b("code"))
+        .with_for_update(),
+        slot=select(*_SLOT_COLUMNS).where(
+            col(Assignment.participant_id) == b("pid"), col(Assignment.position) == b("position")
+        ),
+        pending=select(func.min(Assignment.position), func.count()).where(
+            col(Assignment.participant_id) == b("pid"), col(Assignment.submitted_at).is_(None)
+        ),
+        mark=update(Assignment)
+        .where(col(Assignment.id) == b("slot_id"))
+        .values(
+            submitted_at=b("now"),
+            payload_sha256=b("digest"),
+            seconds_on_page=b("seconds"),
+            attention_passed=b("passed"),
+        )
+        .execution_options(synchronize_session=False),
+        leases=update(Assignment)
+        .where(
+            col(Assignment.participant_id) == b("pid"),
+            col(Assignment.submitted_at).is_(None),
+            col(Assignment.leased_until) < b("lease"),
+        )
+        .values(leased_until=b("lease_value"))
+        .execution_options(synchronize_session=False),
+        person_update=update(Participant)
+        .where(col(Participant.id) == b("pid"))
+        .values(
+            last_seen_at=b("now"),
+            failed_checks=b("failed_checks"),
+            status=b("status"),
+            completed_at=b("completed_at"),
+        )
+        .execution_options(synchronize_session=False),
+    )
+
+
 def submit_page(
     session: Session,
     *,
@@ -375,17 +420,12 @@ def submit_page(
     Written with column selects and bulk statements: this is the request a study makes most often.
     """
     with write(session):
-        person = session.exec(
-            select(Participant.id, Participant.round_id, Participant.status, Participant.failed_checks)
-            .where(Participant.code == code)
-            .with_for_update()
-        ).first()
+        q = _submit_statements()
+        person = session.exec(q.person, params={"code": code}).first()
         if person is None:
             raise FlowError(404, "Unknown participant link.")
         pid, round_id, status, failed_checks = person
-        slot = session.exec(
-            select(*_SLOT_COLUMNS).where(Assignment.participant_id == pid, Assignment.position == position)
-        ).first()
+        slot = session.exec(q.slot, params={"pid": pid, "position": position}).first()
         if slot is None:
             raise FlowError(404, "This page is not part of your study.")
         if not secrets.compare_digest(slot.token, token):
@@ -406,11 +446,7 @@ def submit_page(
             raise FlowError(409, "This page was already submitted with different answers; they were kept.")
         if status != "active":
             raise FlowError(409, "Please continue from your current step.")
-        first_pending, n_pending = session.exec(
-            select(func.min(Assignment.position), func.count()).where(
-                Assignment.participant_id == pid, col(Assignment.submitted_at).is_(None)
-            )
-        ).one()
+        first_pending, n_pending = session.exec(q.pending, params={"pid": pid}).one()
         if position != first_pending:
             raise FlowError(409, "This is not your current page. Please continue from your current page.")
         if round_status == "closed":
@@ -423,34 +459,22 @@ def submit_page(
                 ranks[slot.image_order.index(slot.check_image_id)], len(slot.image_order)
             )
         seconds = None if slot.shown_at is None else round((now - slot.shown_at).total_seconds(), 3)
+        digest = sub.digest()
         session.exec(
-            update(Assignment)
-            .where(col(Assignment.id) == slot.id)
-            .values(submitted_at=now, payload_sha256=sub.digest(), seconds_on_page=seconds, attention_passed=passed)
-            .execution_options(synchronize_session=False)
+            q.mark, params={"slot_id": slot.id, "now": now, "digest": digest, "seconds": seconds, "passed": passed}
         )
         lease = now + timedelta(minutes=design.assignment.lease_minutes)
-        session.exec(  # an active participant keeps their remaining pages
-            update(Assignment)
-            .where(
-                col(Assignment.participant_id) == pid,
-                col(Assignment.submitted_at).is_(None),
-                col(Assignment.leased_until) < lease,
-            )
-            .values(leased_until=lease)
-            .execution_options(synchronize_session=False)
-        )
+        session.exec(q.leases, params={"pid": pid, "lease": lease, "lease_value": lease})  # remaining pages stay leased
         finished = n_pending == 1
-        changes: dict[str, object] = {"last_seen_at": now}
-        if passed is False:
-            changes["failed_checks"] = failed_checks + 1
-        if finished:
-            changes |= {"status": "completed", "completed_at": now}
         session.exec(
-            update(Participant)
-            .where(col(Participant.id) == pid)
-            .values(**changes)
-            .execution_options(synchronize_session=False)
+            q.person_update,
+            params={
+                "pid": pid,
+                "now": now,
+                "failed_checks": failed_checks + (passed is False),
+                "status": "completed" if finished else status,
+                "completed_at": now if finished else None,
+            },
         )
     return SubmitResult(pid, slot.id, replay=False, finished=finished)
 
