@@ -50,6 +50,7 @@ def campaign(args: argparse.Namespace, backend: str, workdir: Path) -> CampaignR
         people,
         crashes=args.crashes,
         kill_window=(args.kill_min, args.kill_max),
+        kill_pages=(1, args.kill_pages),
         seed=args.seed,
         log=lambda line: print("  " + line, flush=True),
     )
@@ -61,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--participants", type=int, default=80)
     parser.add_argument("--crashes", type=int, default=10)
     parser.add_argument("--kill-min", type=float, default=0.5, help="earliest kill, seconds after a (re)start")
-    parser.add_argument("--kill-max", type=float, default=4.0, help="latest kill, seconds after a (re)start")
+    parser.add_argument("--kill-max", type=float, default=20.0, help="latest kill, seconds after a (re)start")
+    parser.add_argument("--kill-pages", type=int, default=40, help="kill after at most this many new pages")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--pg-admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--pg-database", default="scoft_crash")

@@ -43,8 +43,20 @@ class CampaignResult:
         )
 
 
-async def drive(server: Server, people: list[Participant], *, kill_after: float | None, concurrency: int) -> None:
-    """Walk everyone who has not finished; with ``kill_after``, SIGKILL the server that many seconds in."""
+def _acked(people: list[Participant]) -> int:
+    return sum(len(p.acked) for p in people)
+
+
+async def drive(
+    server: Server,
+    people: list[Participant],
+    *,
+    kill_after: float | None,
+    concurrency: int,
+    kill_after_pages: int | None = None,
+) -> None:
+    """Walk everyone who has not finished; SIGKILL the server ``kill_after`` seconds in, or as soon as
+    ``kill_after_pages`` more pages have been acknowledged (so kills land mid-traffic on a slow machine too)."""
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     sem = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(base_url=server.base_url, timeout=60, limits=limits) as client:
@@ -55,7 +67,11 @@ async def drive(server: Server, people: list[Participant], *, kill_after: float 
 
         tasks = [asyncio.create_task(one(p)) for p in people if not (p.done or p.ineligible)]
         if kill_after is not None:
-            await asyncio.sleep(kill_after)
+            start, t0 = _acked(people), time.perf_counter()
+            while time.perf_counter() - t0 < kill_after and not all(t.done() for t in tasks):
+                if kill_after_pages is not None and _acked(people) - start >= kill_after_pages:
+                    break
+                await asyncio.sleep(0.02)
             await asyncio.to_thread(server.kill9)
         await asyncio.gather(*tasks)
 
@@ -162,6 +178,7 @@ def run_campaign(
     *,
     crashes: int,
     kill_window: tuple[float, float],
+    kill_pages: tuple[int, int] | None = None,
     seed: int = 0,
     concurrency: int = 64,
     log=print,
@@ -174,9 +191,13 @@ def run_campaign(
     try:
         for k in range(crashes):
             delay = rng.uniform(*kill_window)
-            asyncio.run(drive(server, people, kill_after=delay, concurrency=concurrency))
-            acked = sum(len(p.acked) for p in people)
-            log(f"crash {k + 1}/{crashes}: kill -9 after {delay:.2f} s; {acked} pages acknowledged so far")
+            pages = rng.randint(*kill_pages) if kill_pages else None
+            t0, before = time.perf_counter(), _acked(people)
+            asyncio.run(drive(server, people, kill_after=delay, concurrency=concurrency, kill_after_pages=pages))
+            log(
+                f"crash {k + 1}/{crashes}: kill -9 after {time.perf_counter() - t0:.2f} s and "
+                f"{_acked(people) - before} new pages; {_acked(people)} pages acknowledged so far"
+            )
             server.start()
         asyncio.run(drive(server, people, kill_after=None, concurrency=concurrency))
     finally:

@@ -30,7 +30,17 @@ def test_kill9_loses_no_acknowledged_submission(tmp_path):
     for p in people[::2]:
         p.reenter_after_crash = True
     server = Server(study)
-    res = run_campaign(study, server, "crash", people, crashes=4, kill_window=(0.4, 1.6), seed=7, log=lambda s: None)
+    res = run_campaign(
+        study,
+        server,
+        "crash",
+        people,
+        crashes=4,
+        kill_window=(0.4, 8.0),
+        kill_pages=(1, 12),
+        seed=7,
+        log=lambda s: None,
+    )
     print(res.summary())
     assert res.problems == []
     assert res.crashes == 4
