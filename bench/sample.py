@@ -7,7 +7,8 @@ Both sides use the same base folder, DPM-Solver multistep, steps, guidance, batc
 write every image as a PNG. The plain side is ``StableDiffusionPipeline(prompts, generator=[...]).images`` followed by
 ``image.save``; the ``scoft sample`` side is ``scoft.sample.run`` on a fresh output folder (design parsing, path
 checks, batch-invariant kernels on CPU, hashing, the manifest). Each side loads its pipeline once per repeat; the
-median repeat is reported. ``scoft sample --fast-kernels`` (vendor convolution kernels on CPU) is timed too.
+median repeat is reported, as wall time and as process CPU time (steadier on a shared machine; with one torch thread
+it is the compute cost). ``scoft sample --fast-kernels`` (vendor convolution kernels on CPU) is timed too.
 """
 
 from __future__ import annotations
@@ -84,10 +85,10 @@ def build_sd_sized(out: Path) -> Path:
     return out
 
 
-def plain_loop(base: Path, work: list, out: Path, args: argparse.Namespace) -> float:
+def plain_loop(base: Path, work: list, out: Path, args: argparse.Namespace) -> tuple[float, float]:
     from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     dtype = torch.float16 if args.device.startswith("cuda") else torch.float32
     pipe = StableDiffusionPipeline.from_pretrained(
         base, torch_dtype=dtype, safety_checker=None, requires_safety_checker=False
@@ -107,13 +108,13 @@ def plain_loop(base: Path, work: list, out: Path, args: argparse.Namespace) -> f
         for w, image in zip(chunk, images, strict=True):
             image.save(out / f"{w.prompt_id}_{w.seed}_{w.model_id}.png")
     _sync(args.device)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
-def scoft_run(design, out: Path, args: argparse.Namespace, exact: bool | None) -> float:
+def scoft_run(design, out: Path, args: argparse.Namespace, exact: bool | None) -> tuple[float, float]:
     from scoft.sample import Settings, run
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     result = run(
         design,
         out,
@@ -125,7 +126,7 @@ def scoft_run(design, out: Path, args: argparse.Namespace, exact: bool | None) -
     )
     _sync(args.device)
     assert result.n_sampled == result.n_images
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def _sync(device: str) -> None:
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         (tmp / "design.toml").write_text(design_toml(base, n_prompts, 2))
         design = load_design(tmp / "design.toml")
         work = build_work(design)
-        rows: dict[str, list[float]] = {"plain diffusers loop": [], "scoft sample": []}
+        rows: dict[str, list[tuple[float, float]]] = {"plain diffusers loop": [], "scoft sample": []}
         if args.device == "cpu":
             rows["scoft sample --fast-kernels"] = []
         plain_loop(base, work[: args.batch], tmp / "warm", args)  # warm-up (imports, kernels)
@@ -182,13 +183,18 @@ def main(argv: list[str] | None = None) -> int:
     label = "SD-1.5-sized, 512 px" if args.sd_size else "tiny, 64 px"
     print(
         f"sampling: {label}, {args.device}, {len(work)} images, batch {args.batch}, {args.steps} steps,"
-        f" guidance {args.guidance}, {args.repeats} repeats (median)"
+        f" guidance {args.guidance}, median of {args.repeats} repeats; ratio = plain time / this time"
     )
-    plain = statistics.median(rows["plain diffusers loop"])
-    print(f"{'path':<30} {'seconds':>9} {'images/s':>9} {'ratio':>7}")
+    n = len(work)
+    base_wall = statistics.median(t for t, _ in rows["plain diffusers loop"])
+    base_cpu = statistics.median(c for _, c in rows["plain diffusers loop"])
+    print(f"{'path':<30} {'wall s':>8} {'images/s':>9} {'ratio':>7} {'cpu s':>8} {'img/cpu-s':>9} {'ratio':>7}")
     for name, times in rows.items():
-        t = statistics.median(times)
-        print(f"{name:<30} {t:>9.2f} {len(work) / t:>9.2f} {plain / t:>7.3f}")
+        wall, cpu = statistics.median(t for t, _ in times), statistics.median(c for _, c in times)
+        print(
+            f"{name:<30} {wall:>8.2f} {n / wall:>9.2f} {base_wall / wall:>7.3f}"
+            f" {cpu:>8.2f} {n / cpu:>9.2f} {base_cpu / cpu:>7.3f}"
+        )
     if same is not None:
         print(f"PNG bytes identical between batch {args.batch} and batch 1: {same}/{len(work)} images")
     return 0

@@ -263,7 +263,7 @@ def png_bytes(image: Image.Image) -> bytes:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-ROW_BLOCK = 64
+ROW_BLOCK = 8  # rows per sample that keep BLAS row blocks aligned with sample boundaries
 
 
 def _row_invariant_linear(module: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
@@ -271,8 +271,9 @@ def _row_invariant_linear(module: torch.nn.Linear, x: torch.Tensor) -> torch.Ten
 
     BLAS kernels may treat a row differently depending on where it falls in the row blocks of the whole batch. 2-D
     inputs (the timestep embedding: identical rows within a step) are computed once when all rows agree, otherwise
-    row by row; 3-D inputs whose token count is not a multiple of ``ROW_BLOCK`` (the text states seen by the
-    cross-attention keys and values) are computed one sample at a time; others in one call.
+    row by row; 3-D inputs whose token count is not a multiple of ``ROW_BLOCK`` (the 77 text states seen by the
+    cross-attention keys and values) are computed one sample at a time; others in one call. The byte-identity tests
+    of ``scoft sample`` check the result.
     """
     import torch
     import torch.nn.functional as F
@@ -319,8 +320,11 @@ class Sampler:
         self.pipe: Any = None
         self.base: str | None = None
         self.lora: str | None = None
+        self._text_cache: dict[str, torch.Tensor] = {}
 
     def use(self, base: str, lora: str | None) -> None:
+        if (base, lora) != (self.base, self.lora):
+            self._text_cache.clear()
         if base != self.base:
             self._load_base(base)
         if lora != self.lora:
@@ -354,13 +358,14 @@ class Sampler:
         self.base, self.lora = base, None
 
     def encode(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Text states of each prompt, encoded one prompt at a time (so they do not depend on the batch), and the
-        empty prompt's states repeated for classifier-free guidance."""
+        """Text states of each prompt, encoded one prompt at a time (so they do not depend on the batch) and cached
+        while the base and LoRA stay, and the empty prompt's states repeated for classifier-free guidance."""
         import torch
 
-        pairs = [self.pipe.encode_prompt(p, self.device, 1, True) for p in prompts]
-        cond = torch.cat([c for c, _ in pairs])
-        return cond, pairs[0][1].expand_as(cond).contiguous()
+        for text in {"", *prompts} - self._text_cache.keys():
+            self._text_cache[text] = self.pipe.encode_prompt(text, self.device, 1, False)[0]
+        cond = torch.cat([self._text_cache[p] for p in prompts])
+        return cond, self._text_cache[""].expand_as(cond).contiguous()
 
     def denoise(self, items: Sequence[WorkItem]) -> torch.Tensor:
         """Final latents for ``items`` (all on the current base and LoRA), one generator per image."""
