@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from types import SimpleNamespace
 
-from sqlalchemy import bindparam, delete, func, insert, or_, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -170,7 +170,9 @@ def _assign(session: Session, *, design: Design, person: Participant, culture: s
     )
     if not pages:
         return []
-    coverage = page_coverage(session, round_id=round_id, culture=culture, now=now)
+    coverage = page_coverage(
+        session, round_id=round_id, culture=culture, now=now, exclude_after=_exclusion_threshold(design)
+    )
     latin_base = session.exec(
         select(func.count())
         .select_from(Assignment)
@@ -231,6 +233,11 @@ def _assign(session: Session, *, design: Design, person: Participant, culture: s
     return slots
 
 
+def _exclusion_threshold(design: Design) -> int | None:
+    q = design.quality
+    return q.exclude_after_failed_checks if q.attention_checks > 0 else None
+
+
 def _images_by_page_model(session: Session, round_id: str, page_ids: set[str]) -> dict[tuple[str, str], str]:
     rows = session.exec(
         select(RoundImage.page_id, RoundImage.model_id, RoundImage.image_id).where(
@@ -240,14 +247,25 @@ def _images_by_page_model(session: Session, round_id: str, page_ids: set[str]) -
     return {(page, model): image for page, model, image in rows}
 
 
-def page_coverage(session: Session, *, round_id: str, culture: str | None, now: datetime) -> dict[str, int]:
-    """Submitted regular rankings plus live leases, per page (pages without any are absent)."""
+def page_coverage(
+    session: Session, *, round_id: str, culture: str | None, now: datetime, exclude_after: int | None = None
+) -> dict[str, int]:
+    """Submitted regular rankings plus live leases, per page (pages without any are absent).
+
+    Rankings of excluded participants (by hand, or by ``exclude_after`` failed attention checks) do not count, so
+    their pages return to the pool and still reach the target with valid rankings.
+    """
+    valid = Participant.status != "excluded"
+    if exclude_after is not None:
+        valid = and_(valid, Participant.failed_checks < exclude_after)
     q = (
         select(Assignment.page_id, func.count())
+        .join(Participant, col(Participant.id) == Assignment.participant_id)
         .where(
             Assignment.round_id == round_id,
             Assignment.kind == "regular",
             or_(col(Assignment.submitted_at).is_not(None), col(Assignment.leased_until) > now),
+            valid,
         )
         .group_by(col(Assignment.page_id))
     )
@@ -297,7 +315,11 @@ def refresh_leases(session: Session, *, code: str, now: datetime) -> int:
             ).all()
         )
         coverage = dict.fromkeys(pages, 0) | page_coverage(
-            session, round_id=person.round_id, culture=person.culture, now=now
+            session,
+            round_id=person.round_id,
+            culture=person.culture,
+            now=now,
+            exclude_after=_exclusion_threshold(design),
         )
         target = design.assignment.target_rankings_per_page
         lease = now + timedelta(minutes=design.assignment.lease_minutes)
@@ -360,6 +382,7 @@ _SLOT_COLUMNS = (
     Assignment.submitted_at,
     Assignment.payload_sha256,
     Assignment.shown_at,
+    Assignment.leased_until,
 )
 
 
@@ -449,7 +472,8 @@ def submit_page(
         first_pending, n_pending = session.exec(q.pending, params={"pid": pid}).one()
         if position != first_pending:
             raise FlowError(409, "This is not your current page. Please continue from your current page.")
-        if round_status == "closed":
+        if round_status == "closed" and _utc(slot.leased_until) <= _utc(now):
+            # closing takes no one new; people already inside finish the pages they hold
             raise FlowError(409, "This study round is closed.")
         _store(session, slot=slot, sub=sub, now=now)
         passed = None

@@ -162,7 +162,8 @@ def show(
         return _unknown(templates, request)
     person, (round_status, design), slots = loaded
     step = _step(person, slots)
-    if step.name == "page" and round_status == "closed":
+    holds_live_page = any(s.submitted_at is None and s.leased_until > clock() for s in slots)
+    if step.name == "page" and round_status == "closed" and not holds_live_page:
         return _message(templates, request, 410, "This study has closed", "Thank you for your interest.")
     if step.name == "page" and any(s.submitted_at is None and s.leased_until <= clock() for s in slots):
         crud.refresh_leases(session, code=code, now=clock())

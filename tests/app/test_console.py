@@ -147,11 +147,24 @@ def test_close_is_final(client, clock):
     r = client.post("/console/rounds/demo/status/close", data={"csrf_token": csrf})
     assert r.status_code == 303
     assert Bot(client, "demo", "PID-NEW").enter().status_code == 410
-    assert inside.post(answered).status_code == 409  # no submissions after closing
-    assert _status(client)["pages_submitted"] == 0
+    # people already inside finish the pages they hold, so nobody loses work they are paid for
+    assert inside.post(answered).status_code in (200, 303)
+    assert inside.finish(clock) == 4  # 3 more regular pages and the attention check
+    assert _status(client)["participants_by_status"]["completed"] == 1
     r = client.post("/console/rounds/demo/status/resume", data={"csrf_token": csrf})
     assert r.status_code == 409 and "closed" in r.text
     assert "Closed for good" in client.get("/console/rounds/demo").text
+
+
+def test_close_refuses_pages_whose_lease_expired(client, clock):
+    csrf = login(client)
+    inside = Bot(client, "demo", "PID-IN")
+    inside.onboard("nigeria")
+    answered = inside.prepare()
+    client.post("/console/rounds/demo/status/close", data={"csrf_token": csrf})
+    clock.advance(minutes=31)  # demo leases last 30 minutes
+    assert inside.post(answered).status_code == 409
+    assert _status(client)["pages_submitted"] == 0
 
 
 def test_expired_leases_return_pages_to_the_pool(client, clock):
@@ -315,3 +328,25 @@ def test_the_analysis_reads_the_console_export(tmp_path, clock):
     path = tmp_path / "responses.csv"
     path.write_text(text)
     assert len(read_responses(path)) == len(text.splitlines()) - 1
+
+
+def test_excluded_participants_pages_return_to_the_pool(client, clock):
+    csrf = login(client)
+    # demo: 4 korean pages, target 2, 4 pages each: two finished people fill every korean page
+    done = [Bot(client, "demo", f"DONE-{i}") for i in range(2)]
+    for b in done:
+        b.onboard("korea")
+        assert b.finish(clock) == 5
+    full = Bot(client, "demo", "FULL")
+    full.onboard("korea")
+    assert "return the study" in full.page().text
+    assert _status(client)["participants_by_status"]["ineligible"] == 1
+    careless = _export(client, "responses")[0]["participant_id"]
+    r = client.post(
+        f"/console/rounds/demo/participants/{careless}/exclude", data={"csrf_token": csrf, "reason": "straight-lining"}
+    )
+    assert r.status_code == 303
+    # the excluded person's rankings no longer count, so a newcomer gets their pages
+    again = Bot(client, "demo", "AGAIN")
+    again.onboard("korea")
+    assert again.finish(clock) == 5
