@@ -33,6 +33,7 @@ from tests.reliability.campaign import compare, stored_slots  # noqa: E402
 from tests.reliability.formclient import Participant, ServerGone, Timings, Unexpected, run  # noqa: E402
 from tests.reliability.harness import DESIGNS, Server, StudyEnv, derived_design, reset_postgres  # noqa: E402
 
+RETRIES = 5
 ROUTE_ORDER = [
     "GET /s/{round}",
     "GET /p/{code}",
@@ -84,15 +85,23 @@ async def _drive(base_url: str, people: list[Participant], timings: Timings, ram
     limits = httpx.Limits(max_connections=len(people), max_keepalive_connections=len(people))
     bar = tqdm(total=len(people), desc="participants finished", unit="p", file=sys.stderr)
     failures: list[str] = []
+    resets: list[str] = []
 
     async with httpx.AsyncClient(base_url=base_url, timeout=120, limits=limits) as client:
 
         async def one(i: int, p: Participant) -> None:
             await asyncio.sleep(ramp * i / len(people))
-            try:
-                await run(p, client, timings)
-            except (ServerGone, Unexpected) as err:
-                failures.append(f"{p.pid}: {err}")
+            for attempt in range(RETRIES + 1):
+                try:
+                    await run(p, client, timings)
+                    break
+                except ServerGone as err:  # a dropped connection: carry on like a browser (same form, same token)
+                    resets.append(f"{p.pid}: {err}")
+                    if attempt == RETRIES:
+                        failures.append(f"{p.pid}: gave up after {RETRIES} connection errors: {err}")
+                except Unexpected as err:
+                    failures.append(f"{p.pid}: {err}")
+                    break
             bar.update(1)
 
         t0 = time.perf_counter()
@@ -166,11 +175,13 @@ def bench_backend(args: argparse.Namespace, backend: str, workdir: Path) -> dict
         "lost": res.lost,
         "duplicated": res.duplicated + res.wrong + res.unacked_stored + res.half_stored,
         "requests": requests,
-        "errors": sum(timings.errors.values()),
+        "errors": sum(n for r, n in timings.errors.items() if r == "(participants failed)"),
+        "http_5xx": sum(n for r, n in timings.errors.items() if r != "(participants failed)"),
+        "resets": sum(timings.dropped.values()),
         "problems": res.problems[:10],
         "seconds": elapsed,
         "routes": {
-            r: (len(v), 1000 * _pct(v, 0.5), 1000 * _pct(v, 0.99), timings.errors.get(r, 0))
+            r: (len(v), 1000 * _pct(v, 0.5), 1000 * _pct(v, 0.99), timings.errors.get(r, 0), timings.dropped.get(r, 0))
             for r, v in sorted(timings.samples.items(), key=lambda kv: _order(kv[0]))
         },
         "mean_ms": 1000 * statistics.fmean(x for v in timings.samples.values() for x in v) if requests else 0,
@@ -193,11 +204,12 @@ def format_report(results: list[dict]) -> str:
         lines.append(
             f"  pages at target {r['pages_at_target']}/{r['pages']} (target {r['target']}, min {r['min_per_page']}, "
             f"max {r['max_per_page']}), acknowledged pages {r['acked_pages']}, export rows {r['export_rows']}, "
-            f"lost {r['lost']}, duplicated/half-stored {r['duplicated']}, errors {r['errors']}"
+            f"lost {r['lost']}, duplicated/half-stored {r['duplicated']}, 5xx {r['http_5xx']}, failed participants "
+            f"{r['errors']}, dropped connections retried with the same form {r['resets']}"
         )
-        lines.append(f"  {'route':<30} {'requests':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
-        for route, (n, p50, p99, err) in r["routes"].items():
-            lines.append(f"  {route:<30} {n:>9} {p50:>8.1f} {p99:>8.1f} {err:>7}")
+        lines.append(f"  {'route':<30} {'requests':>9} {'p50 ms':>8} {'p99 ms':>8} {'5xx':>5} {'dropped':>8}")
+        for route, (n, p50, p99, err, dropped) in r["routes"].items():
+            lines.append(f"  {route:<30} {n:>9} {p50:>8.1f} {p99:>8.1f} {err:>5} {dropped:>8}")
         for p in r["problems"]:
             lines.append(f"  problem: {p}")
     return "\n".join(lines)
@@ -206,6 +218,7 @@ def format_report(results: list[dict]) -> str:
 def ok(r: dict) -> bool:
     return (
         r["errors"] == 0
+        and r["http_5xx"] == 0
         and r["lost"] == 0
         and r["duplicated"] == 0
         and r["pages_at_target"] == r["pages"]

@@ -34,7 +34,8 @@ class Timings:
     """Latency samples per route label (seconds)."""
 
     samples: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
-    errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # 5xx answers
+    dropped: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # connection errors
 
     def add(self, route: str, seconds: float) -> None:
         self.samples[route].append(seconds)
@@ -103,7 +104,7 @@ async def _request(client: httpx.AsyncClient, timings: Timings | None, method: s
         r = await client.request(method, url, **kw)
     except httpx.TransportError as err:
         if timings is not None:
-            timings.errors[route_label(method, httpx.URL(url).path)] += 1
+            timings.dropped[route_label(method, httpx.URL(url).path)] += 1
         raise ServerGone(str(err) or type(err).__name__) from err
     if timings is not None:
         label = route_label(method, r.request.url.path)
