@@ -22,8 +22,6 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 
 def design_toml(base: Path, n_prompts: int, seeds: int) -> str:
     prompts = "\n".join(
@@ -68,6 +66,8 @@ content_warning = "x"
 def build_sd_sized(out: Path) -> Path:
     """An SD-1.5-shaped pipeline folder with random weights (fp16 files)."""
     from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from train_step import sd_sized_models
 
     m = sd_sized_models(torch.device("cpu"))
