@@ -348,6 +348,8 @@ class Sampler:
                     self.pipe.load_lora_weights(str(path.parent), weight_name=path.name)
                 finally:
                     diffusers_logging.set_verbosity(level)
+                if self.exact:
+                    make_batch_invariant(self.pipe.unet)  # the adapter's own layers too
                 self.lora = lora
 
     def _load_base(self, base: str) -> None:
