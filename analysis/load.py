@@ -13,31 +13,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from study_designs.responses import RESPONSE_COLUMNS
+
 if TYPE_CHECKING:
     from study_designs.schema import Design
 
-COLUMNS = [
-    "round_id",
-    "participant_id",
-    "participant_culture",
-    "page_id",
-    "page_culture",
-    "prompt_id",
-    "seed",
-    "criterion",
-    "model_id",
-    "image_id",
-    "rank",
-    "n_items",
-    "initial_position",
-    "moved",
-    "seconds_on_page",
-    "submitted_at",
-    "is_attention_check",
-    "is_repeat",
-    "attention_passed",
-    "excluded",
-]
+COLUMNS = list(RESPONSE_COLUMNS)  # the DESIGN responses.csv columns, in order
 STRING_COLUMNS = [
     "round_id",
     "participant_id",

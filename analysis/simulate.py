@@ -22,30 +22,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from study_designs.responses import RESPONSE_COLUMNS
 from study_designs.schema import Design
 
-COLUMNS = [
-    "round_id",
-    "participant_id",
-    "participant_culture",
-    "page_id",
-    "page_culture",
-    "prompt_id",
-    "seed",
-    "criterion",
-    "model_id",
-    "image_id",
-    "rank",
-    "n_items",
-    "initial_position",
-    "moved",
-    "seconds_on_page",
-    "submitted_at",
-    "is_attention_check",
-    "is_repeat",
-    "attention_passed",
-    "excluded",
-]
+COLUMNS = list(RESPONSE_COLUMNS)  # the DESIGN responses.csv columns, in order
 
 _START = np.datetime64("2026-01-05T08:00:00", "s")
 

@@ -19,29 +19,9 @@ from sqlmodel import Session, col, select
 
 from app.models import Assignment, Participant, Ranking, Round, RoundImage
 from app.snapshots import round_design
+from study_designs.responses import RESPONSE_COLUMNS
 
-COLUMNS = [
-    "round_id",
-    "participant_id",
-    "participant_culture",
-    "page_id",
-    "page_culture",
-    "prompt_id",
-    "seed",
-    "criterion",
-    "model_id",
-    "image_id",
-    "rank",
-    "n_items",
-    "initial_position",
-    "moved",
-    "seconds_on_page",
-    "submitted_at",
-    "is_attention_check",
-    "is_repeat",
-    "attention_passed",
-    "excluded",
-]
+COLUMNS = list(RESPONSE_COLUMNS)  # the DESIGN responses.csv columns, in order
 
 
 class ExportError(ValueError):
