@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -36,3 +37,10 @@ def get_clock(request: Request) -> Clock:
 
 def get_templates(request: Request) -> Jinja2Templates:
     return request.app.state.templates
+
+
+# Aliases for route signatures (``session: SessionDep``), as in the FastAPI full-stack template.
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[Session, Depends(get_session)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+TemplatesDep = Annotated[Jinja2Templates, Depends(get_templates)]

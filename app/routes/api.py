@@ -11,16 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
 from app import console_data, crud, researcher_ops
-from app.clock import Clock
-from app.deps import get_clock, get_session
+from app.deps import ClockDep, SessionDep
 from app.models import Round
 from app.monitor import RoundSummary
 from app.recruitment import recruitment_info
 from app.security import ResearcherDep, api_researcher
 from app.snapshots import round_design
 
-SessionDep = Annotated[Session, Depends(get_session)]
-ClockDep = Annotated[Clock, Depends(get_clock)]
 RoundId = Annotated[str, Path(min_length=1, max_length=64, description="Round id, e.g. demo")]
 
 

@@ -6,7 +6,7 @@ import secrets
 from collections import defaultdict
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markdown_it import MarkdownIt
@@ -14,9 +14,7 @@ from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
 from app import crud
-from app.clock import Clock
-from app.config import Settings
-from app.deps import get_clock, get_session, get_settings, get_templates
+from app.deps import ClockDep, SessionDep, SettingsDep, TemplatesDep
 from app.flow import SlotProgress, Step, current_step, progress
 from app.identity import EntryError, parse_entry
 from app.models import Assignment, Participant, RoundImage
@@ -66,10 +64,10 @@ def healthz() -> dict[str, str]:
 def entry(
     round_id: str,
     request: Request,
-    session: Session = Depends(get_session),
-    settings: Settings = Depends(get_settings),
-    templates: Jinja2Templates = Depends(get_templates),
-    clock: Clock = Depends(get_clock),
+    session: SessionDep,
+    settings: SettingsDep,
+    templates: TemplatesDep,
+    clock: ClockDep,
 ) -> Response:
     rnd = get_round(session, round_id)
     if rnd is None:
@@ -153,9 +151,9 @@ def _unknown(templates: Jinja2Templates, request: Request) -> HTMLResponse:
 def show(
     code: str,
     request: Request,
-    session: Session = Depends(get_session),
-    templates: Jinja2Templates = Depends(get_templates),
-    clock: Clock = Depends(get_clock),
+    session: SessionDep,
+    templates: TemplatesDep,
+    clock: ClockDep,
 ) -> Response:
     loaded = _load(session, code)
     if loaded is None:
@@ -332,9 +330,9 @@ def _flow_error(templates: Jinja2Templates, request: Request, code: str, err: cr
 async def consent(
     code: str,
     request: Request,
-    session: Session = Depends(get_session),
-    templates: Jinja2Templates = Depends(get_templates),
-    clock: Clock = Depends(get_clock),
+    session: SessionDep,
+    templates: TemplatesDep,
+    clock: ClockDep,
 ) -> Response:
     form = await _form(request)
     try:
@@ -350,9 +348,9 @@ async def consent(
 async def profile(
     code: str,
     request: Request,
-    session: Session = Depends(get_session),
-    templates: Jinja2Templates = Depends(get_templates),
-    clock: Clock = Depends(get_clock),
+    session: SessionDep,
+    templates: TemplatesDep,
+    clock: ClockDep,
 ) -> Response:
     form = await _form(request)
     values = form.get("culture", [])
@@ -369,9 +367,9 @@ async def profile(
 async def instructions(
     code: str,
     request: Request,
-    session: Session = Depends(get_session),
-    templates: Jinja2Templates = Depends(get_templates),
-    clock: Clock = Depends(get_clock),
+    session: SessionDep,
+    templates: TemplatesDep,
+    clock: ClockDep,
 ) -> Response:
     try:
         await run_in_threadpool(lambda: crud.finish_instructions(session, code=code, now=clock()))
@@ -385,9 +383,9 @@ async def submit(
     code: str,
     position: int,
     request: Request,
-    session: Session = Depends(get_session),
-    templates: Jinja2Templates = Depends(get_templates),
-    clock: Clock = Depends(get_clock),
+    session: SessionDep,
+    templates: TemplatesDep,
+    clock: ClockDep,
 ) -> Response:
     form = await _form(request)
     tokens = form.get("token", [])
@@ -433,9 +431,7 @@ def _rerender(
 
 
 @router.get("/i/{token}", include_in_schema=False)
-def image(
-    token: str, request: Request, session: Session = Depends(get_session), settings: Settings = Depends(get_settings)
-) -> Response:
+def image(token: str, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     row = session.exec(select(RoundImage.path).where(RoundImage.token == token)).first()
     if row is None:
         return Response("Image not found.", status_code=404, media_type="text/plain")

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile, status
+from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlmodel import Session
 
 from app import console_data, crud, researcher_ops
 from app.clock import Clock
-from app.deps import get_clock, get_session, get_templates
+from app.deps import ClockDep, SessionDep, TemplatesDep
 from app.identity import pseudonym
 from app.models import Round
 from app.recruitment import recruitment_info
@@ -35,9 +35,6 @@ from app.security import (
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
-SessionDep = Annotated[Session, Depends(get_session)]
-ClockDep = Annotated[Clock, Depends(get_clock)]
-TemplatesDep = Annotated[Jinja2Templates, Depends(get_templates)]
 RoundAction = Literal["pause", "resume", "close"]
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024
 # Body limits above the app-wide one for the two launch routes (a design and a manifest of 1,000+ images).
