@@ -31,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default=settings.host)
     parser.add_argument("--port", type=int, default=settings.port)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
-    parser.add_argument("--access-log", action="store_true", help="log every request (URLs hold participant codes)")
+    parser.add_argument(
+        "--access-log", action="store_true", help="log every request (query strings and participant codes redacted)"
+    )
     args = parser.parse_args(argv)
 
     token_note = ""
@@ -49,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
+    from app.logredact import uvicorn_log_config
+
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -56,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         workers=args.workers,
         access_log=args.access_log,
+        log_config=uvicorn_log_config(),
         server_header=False,
         log_level="info",
     )
