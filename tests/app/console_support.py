@@ -15,6 +15,7 @@ from app.config import Settings
 from app.main import create_app
 from app.placeholder import write_placeholders
 from study_designs.schema import load_design
+from tests.app.studybot import parse, reverse_ranks
 
 TOKEN = "researcher-token-for-tests"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
@@ -89,8 +90,9 @@ _RANK = re.compile(r'name="rank-([a-z0-9_\-]+)-(\d+)"')
 class Bot:
     """A participant walking the real pages over HTTP (works with TestClient and httpx.Client alike)."""
 
-    def __init__(self, client: TestClient | httpx.Client, round_id: str, pid: str) -> None:
+    def __init__(self, client: TestClient | httpx.Client, round_id: str, pid: str, *, attentive: bool = True) -> None:
         self.client, self.round_id, self.pid = client, round_id, pid
+        self.attentive = attentive  # False: ignores attention checks (ranks the marked image like any other)
         self.code: str | None = None
 
     def enter(self) -> httpx.Response:
@@ -114,15 +116,18 @@ class Bot:
         return self.client.get(f"/p/{self.code}")
 
     def prepare(self) -> tuple[str, dict[str, str]]:
-        """The current page's form, answered: each criterion's ranks reversed from the shown order."""
+        """The current page's form, answered attentively: each criterion's ranks reversed from the shown order,
+        with an attention check's marked image ranked last."""
         html = self.page().text
         action = _ACTION.search(html)
         assert action, html[:2000]
         fields = _RANK.findall(html)
         n = 1 + max(int(i) for _, i in fields)
+        marked = parse(html).forms[-1].marked if self.attentive else {}
         data = {"token": _TOKEN.search(html).group(1)}  # type: ignore[union-attr]
-        for crit, i in fields:
-            data[f"rank-{crit}-{i}"] = str(n - int(i))
+        for crit in dict.fromkeys(c for c, _ in fields):
+            for i, rank in enumerate(reverse_ranks(crit, n, marked.get(crit))):
+                data[f"rank-{crit}-{i}"] = str(rank)
         return f"/p/{self.code}/page/{action.group(2)}", data
 
     def post(self, prepared: tuple[str, dict[str, str]]) -> httpx.Response:

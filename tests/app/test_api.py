@@ -109,7 +109,7 @@ def test_snapshot_hashes_match_the_launch_inputs(client, tmp_path):
 
 def test_status_numbers_equal_the_export(client, clock):
     for i, culture in enumerate(["korea", "korea", "nigeria"]):
-        b = Bot(client, "demo", f"DONE-{i}")
+        b = Bot(client, "demo", f"DONE-{i}", attentive=False)
         b.onboard(culture)
         b.finish(clock)
     partial = Bot(client, "demo", "PARTIAL")
@@ -128,7 +128,7 @@ def test_status_numbers_equal_the_export(client, clock):
     assert status["regular_pages_submitted"] == len(regular)
     assert status["coverage_done"] == len(regular)
     excluded = {(r["participant_id"], r["page_id"]) for r in responses if r["excluded"] == "true"} & regular
-    assert status["coverage_excluded"] == len(excluded) > 0  # the bots rank the marked image first: they fail
+    assert status["coverage_excluded"] == len(excluded) > 0  # careless bots ignore the marked image: most fail
     assert status["participants_total"] == len(participants) == 5
     by_status: dict[str, int] = {}
     for p in participants:
