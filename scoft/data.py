@@ -16,10 +16,8 @@ import hashlib
 import http.client
 import io
 import json
-import os
 import random
 import sys
-import tempfile
 import time
 import unicodedata
 import urllib.error
@@ -30,6 +28,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from scoft.files import atomic_write
 
 if TYPE_CHECKING:
     import torch
@@ -114,21 +114,7 @@ def write_metadata(data_dir: Path | str, records: Iterable[Record]) -> Path:
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     lines = [json.dumps(rec.to_dict(), ensure_ascii=False) + "\n" for rec in records]
-    return _atomic_write(data_dir / METADATA_FILE, "".join(lines).encode("utf-8"))
-
-
-def _atomic_write(path: Path, payload: bytes) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(data_dir / METADATA_FILE, "".join(lines).encode("utf-8"))
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -369,7 +355,7 @@ def save_image(image: Image.Image, fmt: str, out_dir: Path, stem: str) -> str:
     buffer = io.BytesIO()
     image.save(buffer, format=save_format, **params)
     (out_dir / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
-    _atomic_write(out_dir / rel, buffer.getvalue())
+    atomic_write(out_dir / rel, buffer.getvalue())
     return rel
 
 
@@ -504,7 +490,7 @@ def _write_report(path: Path, failures: Sequence[RowOutcome]) -> None:
     writer.writerow(["line", "country", "category", "url", "reason", "detail"])
     for o in failures:
         writer.writerow([o.row.line, o.row.country, o.row.category, o.row.url, o.reason, o.detail])
-    _atomic_write(path, buffer.getvalue().encode("utf-8"))
+    atomic_write(path, buffer.getvalue().encode("utf-8"))
 
 
 def fetch_main(argv: list[str] | None = None) -> int:

@@ -149,7 +149,8 @@ def make_negatives(
     from PIL import Image
     from tqdm import tqdm
 
-    from scoft.sample import atomic_write, png_bytes
+    from scoft.files import atomic_write
+    from scoft.sample import png_bytes
 
     if k < 1 or steps < 1 or batch_size < 1:
         raise ValueError("--k, --steps and --batch-size must be >= 1")

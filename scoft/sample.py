@@ -18,7 +18,6 @@ import io
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from scoft.files import atomic_write
 from study_designs.schema import Design, DesignError, load_design
 
 if TYPE_CHECKING:
@@ -231,20 +231,6 @@ def split_done(
 def manifest_text(work: Sequence[WorkItem], records: dict[str, dict[str, Any]]) -> str:
     """The manifest in work-list order, one JSON object per line."""
     return "".join(json.dumps(records[w.file], ensure_ascii=False) + "\n" for w in work if w.file in records)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def png_bytes(image: Image.Image) -> bytes:
