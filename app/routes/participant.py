@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -326,6 +327,15 @@ def _flow_error(templates: Jinja2Templates, request: Request, code: str, err: cr
     )
 
 
+async def _advance(templates: Jinja2Templates, request: Request, code: str, step: Callable[[], object]) -> Response:
+    """Run one onboarding step's write off the event loop, then show whatever step the participant is on now."""
+    try:
+        await run_in_threadpool(step)
+    except crud.FlowError as err:
+        return _flow_error(templates, request, code, err)
+    return _to(code)
+
+
 @router.post("/p/{code}/consent", include_in_schema=False)
 async def consent(
     code: str,
@@ -335,13 +345,10 @@ async def consent(
     clock: ClockDep,
 ) -> Response:
     form = await _form(request)
-    try:
-        await run_in_threadpool(
-            lambda: crud.give_consent(session, code=code, agreed=form.get("agree") == ["yes"], now=clock())
-        )
-    except crud.FlowError as err:
-        return _flow_error(templates, request, code, err)
-    return _to(code)
+    agreed = form.get("agree") == ["yes"]
+    return await _advance(
+        templates, request, code, lambda: crud.give_consent(session, code=code, agreed=agreed, now=clock())
+    )
 
 
 @router.post("/p/{code}/profile", include_in_schema=False)
@@ -356,11 +363,9 @@ async def profile(
     values = form.get("culture", [])
     if len(values) != 1:
         return _flow_error(templates, request, code, crud.FlowError(400, "Please choose one of the listed options."))
-    try:
-        await run_in_threadpool(lambda: crud.choose_culture(session, code=code, culture=values[0], now=clock()))
-    except crud.FlowError as err:
-        return _flow_error(templates, request, code, err)
-    return _to(code)
+    return await _advance(
+        templates, request, code, lambda: crud.choose_culture(session, code=code, culture=values[0], now=clock())
+    )
 
 
 @router.post("/p/{code}/instructions", include_in_schema=False)
@@ -371,11 +376,7 @@ async def instructions(
     templates: TemplatesDep,
     clock: ClockDep,
 ) -> Response:
-    try:
-        await run_in_threadpool(lambda: crud.finish_instructions(session, code=code, now=clock()))
-    except crud.FlowError as err:
-        return _flow_error(templates, request, code, err)
-    return _to(code)
+    return await _advance(templates, request, code, lambda: crud.finish_instructions(session, code=code, now=clock()))
 
 
 @router.post("/p/{code}/page/{position}", include_in_schema=False)
