@@ -13,17 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import combinations
 
-STATUSES = (
-    "consent",
-    "profile",
-    "instructions",
-    "active",
-    "completed",
-    "timed_out",
-    "returned",
-    "excluded",
-    "ineligible",
-)
+from app.models import PARTICIPANT_STATUSES
+
+STATUSES = PARTICIPANT_STATUSES  # the order the console lists them in
 # Participants in these states hold no live leases and contribute no new rankings.
 INACTIVE = frozenset({"completed", "timed_out", "returned", "excluded", "ineligible"})
 
