@@ -9,20 +9,15 @@ import secrets
 from sqlmodel import select
 
 from app.config import Settings
-from app.db import create_tables, make_engine, new_session
+from app.db import session_scope
 
 
 def open_round_links(settings: Settings, base_url: str) -> list[str]:
     from app.models import Round
 
-    engine = make_engine(settings.database_url)
-    try:
-        create_tables(engine)
-        with new_session(engine) as session:
-            rounds = session.exec(select(Round).where(Round.status == "open").order_by(Round.id)).all()
-            return [f"participant link ({r.id}): {base_url}/s/{r.id}" for r in rounds]
-    finally:
-        engine.dispose()
+    with session_scope(settings.database_url) as session:
+        rounds = session.exec(select(Round).where(Round.status == "open").order_by(Round.id)).all()
+        return [f"participant link ({r.id}): {base_url}/s/{r.id}" for r in rounds]
 
 
 def main(argv: list[str] | None = None) -> int:

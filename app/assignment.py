@@ -19,7 +19,6 @@ import hashlib
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,30 +154,6 @@ def plan(req: PlanRequest) -> list[SlotPlan]:
             )
         )
     return out
-
-
-# -- coverage and leases ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SlotState:
-    page_id: str
-    kind: str
-    submitted: bool
-    leased_until: datetime
-
-
-def lease_live(leased_until: datetime, now: datetime) -> bool:
-    return leased_until > now
-
-
-def coverage(slots: Sequence[SlotState], pages: Sequence[str], now: datetime) -> dict[str, int]:
-    """Rankings per page that count towards the target: submitted regular slots plus live leases."""
-    counts = dict.fromkeys(pages, 0)
-    for s in slots:
-        if s.kind == "regular" and s.page_id in counts and (s.submitted or lease_live(s.leased_until, now)):
-            counts[s.page_id] += 1
-    return counts
 
 
 def attention_passed(ranks_of_marked: int | None, n_items: int) -> bool:

@@ -12,6 +12,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from app import monitor
+from app.flow import exclusion_threshold
 from app.models import Assignment, AuditLog, Participant, Ranking, RankingSkip, Round, RoundPage
 from app.snapshots import round_design
 from study_designs.schema import Design
@@ -122,7 +123,7 @@ def flag_rules(design: Design) -> monitor.FlagRules:
     q = design.quality
     return monitor.FlagRules(
         min_seconds_per_page=q.min_seconds_per_page,
-        exclude_after_failed_checks=q.exclude_after_failed_checks if q.attention_checks > 0 else None,
+        exclude_after_failed_checks=exclusion_threshold(q),
     )
 
 

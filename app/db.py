@@ -100,3 +100,15 @@ def write(session: Session) -> Iterator[Session]:
     except BaseException:
         session.rollback()
         raise
+
+
+@contextmanager
+def session_scope(url: str) -> Iterator[Session]:
+    """An engine for ``url`` (tables created) and one session on it, both closed on exit: for CLIs and scripts."""
+    engine = make_engine(url)
+    try:
+        create_tables(engine)
+        with new_session(engine) as session:
+            yield session
+    finally:
+        engine.dispose()

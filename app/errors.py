@@ -16,6 +16,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.exc import DBAPIError
 
+from app.flow.errors import Closed, Conflict, DomainError, InvalidInput, NotFound
+
 log = logging.getLogger("app.errors")
 
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
@@ -142,8 +144,43 @@ async def unexpected_error_handler(request: Request, exc: Exception) -> Response
     )
 
 
+_DOMAIN_STATUS: tuple[tuple[type[DomainError], int], ...] = (
+    (NotFound, 404),
+    (InvalidInput, 400),
+    (Closed, 410),
+    (Conflict, 409),
+)
+
+
+def domain_status(exc: DomainError) -> int:
+    """The HTTP status of a domain error (the flow itself knows none)."""
+    return next((status for kind, status in _DOMAIN_STATUS if isinstance(exc, kind)), 409)
+
+
+async def domain_error_handler(request: Request, exc: Exception) -> Response:
+    """A request that does not fit the participant's (or round's) state: the participant's 4xx page, JSON for /api.
+
+    A fixable ranking page comes back as itself (``exc.view``), with the reason and the choices already made.
+    """
+    assert isinstance(exc, DomainError)
+    status = domain_status(exc)
+    headers = {"Cache-Control": "no-store"}
+    if _wants_json(request):
+        return JSONResponse({"detail": exc.message}, status_code=status, headers=headers)
+    templates = request.app.state.templates
+    view = getattr(exc, "view", None)
+    if view is not None:
+        return templates.TemplateResponse(request, view.template, view.context, status_code=status, headers=headers)
+    code = request.path_params.get("code")
+    link = f"/p/{code}" if code and not isinstance(exc, NotFound | Closed) else None
+    context = {"heading": exc.heading, "paragraphs": [exc.message], "link": link, "link_text": "Continue where you are"}
+    return templates.TemplateResponse(request, "participant/message.html", context, status_code=status, headers=headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Storage failures (database busy or locked, disk full) and unexpected errors get a clear page, not a traceback."""
+    """Domain errors get their 4xx page; storage failures (database busy or locked, disk full) and unexpected errors
+    get a clear page, not a traceback."""
+    app.add_exception_handler(DomainError, domain_error_handler)
     app.add_exception_handler(DBAPIError, storage_error_handler)
     app.add_exception_handler(OSError, storage_error_handler)
     app.add_exception_handler(Exception, unexpected_error_handler)

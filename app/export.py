@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sqlmodel import Session, col, select
 
+from app.flow import exclusion_threshold, is_excluded
 from app.models import Assignment, Participant, Ranking, Round, RoundImage
 from app.snapshots import round_design
 from study_designs.responses import RESPONSE_COLUMNS
@@ -41,7 +42,7 @@ def response_rows(session: Session, round_id: str) -> Iterator[dict[str, object]
     if rnd is None:
         raise ExportError(f"no round {round_id!r}")
     design = round_design(rnd)
-    threshold = design.quality.exclude_after_failed_checks if design.quality.attention_checks > 0 else None
+    threshold = exclusion_threshold(design.quality)
     images = {r.image_id: r for r in session.exec(select(RoundImage).where(RoundImage.round_id == round_id))}
     people = {p.id: p for p in session.exec(select(Participant).where(Participant.round_id == round_id))}
     slots = session.exec(
@@ -59,7 +60,7 @@ def response_rows(session: Session, round_id: str) -> Iterator[dict[str, object]
         by_slot.setdefault(r.slot_id, []).append(r)
     for slot in slots:
         person = people[slot.participant_id]
-        excluded = person.status == "excluded" or (threshold is not None and person.failed_checks >= threshold)
+        excluded = is_excluded(person.status, person.failed_checks, threshold)
         crit_order = {c: i for i, c in enumerate(slot.criteria_order)}
         rankings = sorted(by_slot.get(slot.id or -1, []), key=lambda r: (crit_order[r.criterion], r.initial_position))
         for r in rankings:
@@ -103,22 +104,18 @@ def write_responses(session: Session, round_id: str, out: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from app.config import Settings
-    from app.db import create_tables, make_engine, new_session
+    from app.db import session_scope
 
     parser = argparse.ArgumentParser(prog="python -m app.export", description="Export a round's responses.csv.")
     parser.add_argument("--round", required=True)
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    engine = make_engine(Settings().database_url)
-    create_tables(engine)
     try:
-        with new_session(engine) as session:
+        with session_scope(Settings().database_url) as session:
             n = write_responses(session, args.round, Path(args.out))
     except ExportError as err:
         print(f"cannot export: {err}", file=sys.stderr)
         return 1
-    finally:
-        engine.dispose()
     print(f"wrote {n} rows to {args.out}")
     return 0
 

@@ -7,18 +7,9 @@ from datetime import datetime
 from sqlalchemy import JSON, BigInteger, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from app.flow.status import ParticipantStatus
+
 ROUND_STATUSES = ("open", "paused", "closed")
-PARTICIPANT_STATUSES = (
-    "consent",
-    "profile",
-    "instructions",
-    "active",
-    "completed",
-    "timed_out",
-    "returned",
-    "excluded",
-    "ineligible",
-)
 SLOT_KINDS = ("regular", "attention", "repeat")
 
 
@@ -74,7 +65,7 @@ class Participant(SQLModel, table=True):
     pseudonym: str = Field(max_length=64)
     culture: str | None = Field(default=None, max_length=64)
     culture_index: int | None = Field(default=None, description="0-based order of enrolment within the culture")
-    status: str = Field(default="consent", max_length=16)
+    status: str = Field(default=ParticipantStatus.CONSENT.value, max_length=16)  # app.flow.status
     exclusion_reason: str | None = Field(default=None, max_length=200)
     created_at: datetime
     consented_at: datetime | None = None

@@ -13,11 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import combinations
 
-from app.models import PARTICIPANT_STATUSES
+from app.flow import status as flow_status
 
-STATUSES = PARTICIPANT_STATUSES  # the order the console lists them in
-# Participants in these states hold no live leases and contribute no new rankings.
-INACTIVE = frozenset({"completed", "timed_out", "returned", "excluded", "ineligible"})
+STATUSES = flow_status.STATUS_VALUES  # the order the console lists them in
 
 FLAG_FAILED_ATTENTION = "failed_attention"
 FLAG_SPEEDING = "speeding"
@@ -188,16 +186,14 @@ def lease_live(slot: SlotRow, now: datetime) -> bool:
     return slot.submitted_at is None and slot.leased_until is not None and slot.leased_until > now
 
 
-def expired_leases(slots: Iterable[SlotRow], now: datetime) -> list[SlotRow]:
-    """Unsubmitted slots whose lease has run out: their pages are back in the pool."""
-    return [s for s in slots if s.submitted_at is None and s.leased_until is not None and s.leased_until <= now]
-
-
 def is_excluded(p: ParticipantRow, exclude_after_failed_checks: int | None) -> bool:
     """Excluded by a researcher, or by the design's attention-check rule (as the export marks it)."""
-    return p.status == "excluded" or (
-        exclude_after_failed_checks is not None and p.failed_checks >= exclude_after_failed_checks
-    )
+    return flow_status.is_excluded(p.status, p.failed_checks, exclude_after_failed_checks)
+
+
+def _live(p: ParticipantRow) -> bool:
+    """Still taking part (holds live leases, may add rankings); unknown statuses count as not live."""
+    return p.status in flow_status.LIVE_STATUSES
 
 
 def coverage_matrix(
@@ -222,7 +218,7 @@ def coverage_matrix(
         if s.submitted_at is not None:
             done[s.page_id] += 1
             excluded[s.page_id] += is_excluded(p, exclude_after_failed_checks)
-        elif p.status not in INACTIVE and lease_live(s, now):
+        elif _live(p) and lease_live(s, now):
             leased[s.page_id] += 1
     by_culture: dict[str, list[CoverageCell]] = defaultdict(list)
     for pg in pages:
@@ -381,7 +377,7 @@ def round_summary(
     submitted_ids = {s.id for s in submitted}
     kinds = Counter(s.kind for s in submitted)
     flagged = {f: sum(f in q.flags for q in quality.values()) for f in FLAGS}
-    active = {p.id for p in participants if p.status not in INACTIVE}
+    active = {p.id for p in participants if _live(p)}
     return RoundSummary(
         participants_by_status=participants_by_status(participants),
         participants_total=len(participants),

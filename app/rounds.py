@@ -8,15 +8,13 @@ from pathlib import Path
 
 from app.clock import utcnow
 from app.config import Settings
-from app.db import create_tables, make_engine, new_session
+from app.db import session_scope
 
 
 def cmd_launch(args: argparse.Namespace, settings: Settings) -> int:
     from app.launch import LaunchError, launch_round
 
-    engine = make_engine(settings.database_url)
-    create_tables(engine)
-    with new_session(engine) as session:
+    with session_scope(settings.database_url) as session:
         try:
             result = launch_round(
                 session,
@@ -32,7 +30,6 @@ def cmd_launch(args: argparse.Namespace, settings: Settings) -> int:
             for p in err.problems:
                 print(f"  {p}", file=sys.stderr)
             return 1
-    engine.dispose()
     if result.created:
         print(f"round {result.round_id}: launched with {result.n_pages} pages, {result.n_images} images")
     else:
@@ -44,16 +41,12 @@ def cmd_state(args: argparse.Namespace, settings: Settings) -> int:
     """pause | resume | close: the same operation as the console and the API, audited as ``cli``."""
     from app.crud import RoundNotFound, RoundStateError, change_round_status
 
-    engine = make_engine(settings.database_url)
-    create_tables(engine)
     try:
-        with new_session(engine) as session:
+        with session_scope(settings.database_url) as session:
             rnd = change_round_status(session, round_id=args.round, action=args.command, actor=args.actor, now=utcnow())
     except (RoundNotFound, RoundStateError) as err:
         print(f"cannot {args.command} round {args.round!r}: {err}", file=sys.stderr)
         return 1
-    finally:
-        engine.dispose()
     print(f"round {rnd.id}: {rnd.status}")
     return 0
 
@@ -64,18 +57,13 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from app.models import Round
     from app.routes.api import status_out
 
-    engine = make_engine(settings.database_url)
-    create_tables(engine)
-    try:
-        with new_session(engine) as session:
-            rnd = session.get(Round, args.round)
-            if rnd is None:
-                print(f"no round {args.round!r}", file=sys.stderr)
-                return 1
-            now = utcnow()
-            status = status_out(rnd, console_data.monitor_view(console_data.load_round_data(session, rnd), now), now)
-    finally:
-        engine.dispose()
+    with session_scope(settings.database_url) as session:
+        rnd = session.get(Round, args.round)
+        if rnd is None:
+            print(f"no round {args.round!r}", file=sys.stderr)
+            return 1
+        now = utcnow()
+        status = status_out(rnd, console_data.monitor_view(console_data.load_round_data(session, rnd), now), now)
     if args.json:
         print(status.model_dump_json(indent=2))
         return 0

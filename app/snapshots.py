@@ -53,3 +53,12 @@ def round_design(round_: Round) -> Design:
     """The design a round was launched with."""
     cached = _CACHE.get(round_.design_sha256)
     return cached if cached is not None else _parse(round_.design_sha256, round_.design_toml)
+
+
+def design_by_hash(session: Session, round_id: str, sha256: str) -> Design:
+    """The design of a round whose ``design_sha256`` is known, reading its text only on a cache miss."""
+    design = _CACHE.get(sha256)
+    if design is None:
+        text = session.exec(select(Round.design_toml).where(Round.id == round_id)).one()
+        design = _parse(sha256, text)
+    return design

@@ -249,12 +249,7 @@ def launch_round(
 
 
 def _change(session: Session, round_id: str, action: str, actor: str, now: datetime) -> Round:
-    try:
-        return crud.change_round_status(session, round_id=round_id, action=action, actor=actor, now=now)
-    except crud.RoundNotFound as err:
-        raise HTTPException(status_code=404, detail=str(err)) from None
-    except crud.RoundStateError as err:
-        raise HTTPException(status_code=409, detail=str(err)) from None
+    return crud.change_round_status(session, round_id=round_id, action=action, actor=actor, now=now)  # errors: 404/409
 
 
 @router.post("/rounds/{round_id}/pause", response_model=RoundOut, responses=STATE_ERRORS, summary="Pause entry")
@@ -286,10 +281,7 @@ class ReclaimOut(BaseModel):
 )
 def reclaim_leases(round_id: RoundId, who: ResearcherDep, session: SessionDep, clock: ClockDep) -> ReclaimOut:
     """Time out participants whose every open page lease has expired, so they cannot take those pages back."""
-    try:
-        timed_out = crud.reclaim_expired_leases(session, round_id=round_id, actor=who.actor, now=clock())
-    except crud.RoundNotFound as err:
-        raise HTTPException(status_code=404, detail=str(err)) from None
+    timed_out = crud.reclaim_expired_leases(session, round_id=round_id, actor=who.actor, now=clock())
     return ReclaimOut(round_id=round_id, timed_out=timed_out)
 
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.assignment import PlanRequest, SlotState, coverage, latin_row, plan, spread_positions
+from app.assignment import PlanRequest, latin_row, plan, spread_positions
 
 MODELS = ("m0", "m1", "m2", "m3", "m4")
 
@@ -160,18 +159,6 @@ def test_counterbalanced_criteria_rotate_over_participants():
         for i in range(3)
     }
     assert orders == {("a", "b", "c"), ("b", "c", "a"), ("c", "a", "b")}
-
-
-def test_expired_leases_return_pages_to_the_pool():
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    slots = [
-        SlotState("a", "regular", submitted=True, leased_until=now - timedelta(hours=1)),
-        SlotState("a", "regular", submitted=False, leased_until=now + timedelta(minutes=1)),
-        SlotState("b", "regular", submitted=False, leased_until=now - timedelta(seconds=1)),
-        SlotState("b", "attention", submitted=True, leased_until=now),
-        SlotState("b", "repeat", submitted=True, leased_until=now),
-    ]
-    assert coverage(slots, ["a", "b"], now) == {"a": 2, "b": 0}
 
 
 def test_latin_square_rows_are_permutations_and_columns_too():

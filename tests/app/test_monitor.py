@@ -56,16 +56,6 @@ def test_coverage_counts_done_excluded_target_and_live_leases():
     assert [c.culture for c in cov] == ["korea", "nigeria"]
 
 
-def test_expired_leases_are_the_unsubmitted_slots_past_their_time():
-    slots = [
-        _s(1, 1, "k1", done=False, leased_until=NOW - timedelta(seconds=1)),
-        _s(2, 1, "k2", done=False, leased_until=NOW + timedelta(seconds=1)),
-        _s(3, 1, "n1", leased_until=NOW - timedelta(hours=1)),
-    ]
-    assert [s.id for s in m.expired_leases(slots, NOW)] == [1]
-    assert [s.id for s in m.expired_leases(slots, NOW + timedelta(seconds=2))] == [1, 2]
-
-
 def test_participants_by_status_lists_every_status_in_order():
     counts = m.participants_by_status([_p(1), _p(2, "completed"), _p(3, "completed"), _p(4, "excluded")])
     assert list(counts)[: len(m.STATUSES)] == list(m.STATUSES)

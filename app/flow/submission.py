@@ -1,4 +1,4 @@
-"""Pure participant flow: which step a participant is on, and the validation of a submitted ranking page."""
+"""The validation of a submitted ranking page (pure: a form in, a ``Submission`` or a ``SubmissionError`` out)."""
 
 from __future__ import annotations
 
@@ -8,41 +8,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-ENDED_STATUSES = {"timed_out", "returned", "excluded"}
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    name: str  # consent | profile | instructions | page | done | ineligible | ended
-    position: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SlotProgress:
-    position: int
-    submitted: bool
-
-
-def current_step(status: str, slots: Sequence[SlotProgress]) -> Step:
-    if status in {"consent", "profile", "instructions", "ineligible"}:
-        return Step(status)
-    if status == "completed":
-        return Step("done")
-    if status in ENDED_STATUSES:
-        return Step("ended")
-    pending = sorted(s.position for s in slots if not s.submitted)
-    return Step("page", pending[0]) if pending else Step("done")
-
-
-def progress(slots: Sequence[SlotProgress]) -> tuple[int, int]:
-    return sum(s.submitted for s in slots), len(slots)
-
-
-class SubmissionError(ValueError):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+from app.flow.errors import SubmissionError
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,32 +37,32 @@ def parse_submission(
     skipped: set[str] = set()
     for key, values in form.items():
         if len(values) != 1:
-            raise SubmissionError(400, f"Field {key!r} was sent more than once.")
+            raise SubmissionError(f"Field {key!r} was sent more than once.")
         value = values[0]
         if key in ALLOWED_OTHER:
             continue
         if m := _SKIP.match(key):
             crit = m.group(1)
             if crit not in given:
-                raise SubmissionError(400, f"Unknown question {crit!r}.")
+                raise SubmissionError(f"Unknown question {crit!r}.")
             if crit not in skippable:
-                raise SubmissionError(400, f"The question {crit!r} cannot be skipped.")
+                raise SubmissionError(f"The question {crit!r} cannot be skipped.")
             skipped.add(crit)
             continue
         m = _FIELD.match(key)
         if not m:
-            raise SubmissionError(400, f"Unknown field {key!r}.")
+            raise SubmissionError(f"Unknown field {key!r}.")
         crit, idx = m.group(1), int(m.group(2))
         if crit not in given:
-            raise SubmissionError(400, f"Unknown question {crit!r}.")
+            raise SubmissionError(f"Unknown question {crit!r}.")
         if idx >= n_items:
-            raise SubmissionError(400, f"Unknown image: there is no Image {idx + 1} on this page.")
+            raise SubmissionError(f"Unknown image: there is no Image {idx + 1} on this page.")
         try:
             rank = int(value)
         except ValueError:
-            raise SubmissionError(400, f"Image {idx + 1}: the rank must be a number from 1 to {n_items}.") from None
+            raise SubmissionError(f"Image {idx + 1}: the rank must be a number from 1 to {n_items}.") from None
         if not 1 <= rank <= n_items:
-            raise SubmissionError(400, f"Image {idx + 1}: the rank must be from 1 to {n_items}.")
+            raise SubmissionError(f"Image {idx + 1}: the rank must be from 1 to {n_items}.")
         given[crit][idx] = rank
     ranks: dict[str, tuple[int, ...]] = {}
     for crit in criteria:
@@ -104,12 +70,12 @@ def parse_submission(
             continue
         got = given[crit]
         if not got:
-            raise SubmissionError(400, f"Missing answer for the question {crit!r}.")
+            raise SubmissionError(f"Missing answer for the question {crit!r}.")
         missing = [i + 1 for i in range(n_items) if i not in got]
         if missing:
-            raise SubmissionError(400, f"Question {crit!r}: missing rank for image(s) {missing}.")
+            raise SubmissionError(f"Question {crit!r}: missing rank for image(s) {missing}.")
         values = [got[i] for i in range(n_items)]
         if sorted(values) != list(range(1, n_items + 1)):
-            raise SubmissionError(400, f"Question {crit!r}: each rank from 1 to {n_items} must be used exactly once.")
+            raise SubmissionError(f"Question {crit!r}: each rank from 1 to {n_items} must be used exactly once.")
         ranks[crit] = tuple(values)
     return Submission(ranks, frozenset(skipped))

@@ -1,0 +1,45 @@
+"""All writes, one transaction per request: load under lock → ``app.flow`` decides → write the rows.
+
+``participants`` (entry, onboarding, pages), ``leases`` (coverage, page assignment, lease renewal and timeouts),
+``admin`` (round status, exclusion, deletion).
+"""
+
+from app.crud.admin import ROUND_ACTIONS, change_round_status, delete_participant_data, exclude_participant
+from app.crud.common import Loaded, audit, load
+from app.crud.leases import page_coverage, reclaim_expired_leases
+from app.crud.participants import (
+    InvalidPage,
+    by_code,
+    choose_culture,
+    enter,
+    find_participant,
+    finish_instructions,
+    give_consent,
+    show,
+    submit_page,
+)
+from app.flow import ParticipantNotFound, RoundNotFound, RoundStateError
+
+__all__ = [
+    "ROUND_ACTIONS",
+    "InvalidPage",
+    "Loaded",
+    "ParticipantNotFound",
+    "RoundNotFound",
+    "RoundStateError",
+    "audit",
+    "by_code",
+    "change_round_status",
+    "choose_culture",
+    "delete_participant_data",
+    "enter",
+    "exclude_participant",
+    "find_participant",
+    "finish_instructions",
+    "give_consent",
+    "load",
+    "page_coverage",
+    "reclaim_expired_leases",
+    "show",
+    "submit_page",
+]

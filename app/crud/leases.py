@@ -1,0 +1,240 @@
+"""Page coverage and leases: what counts towards a page's target, renewing a returning participant's pages, and
+timing out participants whose leases ran out."""
+
+from __future__ import annotations
+
+import secrets
+from collections import Counter
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, func, or_, select
+
+from app import assignment as assign
+from app.crud.common import Loaded, audit, load
+from app.db import write
+from app.flow import RoundNotFound, apply, exclusion_threshold, is_excluded
+from app.flow.machine import Reclaim, refresh_plan, to_utc
+from app.flow.status import LIVE_STATUSES, ParticipantStatus
+from app.flow.views import ImageInfo
+from app.models import Assignment, Participant, Round, RoundImage, RoundPage
+from study_designs.schema import Design
+
+
+def page_coverage(
+    session: Session, *, round_id: str, culture: str | None, now: datetime, exclude_after: int | None = None
+) -> dict[str, int]:
+    """Submitted regular rankings plus live leases, per page (pages without any are absent).
+
+    Rankings of excluded participants (by hand, or by ``exclude_after`` failed attention checks) do not count, so
+    their pages return to the pool and still reach the target with valid rankings.
+    """
+    q = (
+        select(Assignment.page_id, Participant.status, Participant.failed_checks, func.count())
+        .join(Participant, col(Participant.id) == Assignment.participant_id)
+        .where(
+            Assignment.round_id == round_id,
+            Assignment.kind == "regular",
+            or_(col(Assignment.submitted_at).is_not(None), col(Assignment.leased_until) > now),
+        )
+        .group_by(col(Assignment.page_id), col(Participant.status), col(Participant.failed_checks))
+    )
+    if culture is not None:
+        q = q.where(Assignment.culture == culture)
+    counts: Counter[str] = Counter()
+    for page, status, failed, n in session.exec(q).all():
+        if not is_excluded(status, failed, exclude_after):
+            counts[page] += n
+    return dict(counts)
+
+
+def culture_pages(session: Session, round_id: str, culture: str) -> list[str]:
+    """The culture's pages, row-locked (enrolment and lease renewal hold these locks while they count coverage)."""
+    return list(
+        session.exec(
+            select(RoundPage.page_id)
+            .where(RoundPage.round_id == round_id, RoundPage.culture == culture)
+            .order_by(col(RoundPage.page_id))
+            .with_for_update()
+        ).all()
+    )
+
+
+def images_by_page_model(session: Session, round_id: str, page_ids: set[str]) -> dict[tuple[str, str], str]:
+    rows = session.exec(
+        select(RoundImage.page_id, RoundImage.model_id, RoundImage.image_id).where(
+            RoundImage.round_id == round_id, col(RoundImage.page_id).in_(page_ids)
+        )
+    ).all()
+    return {(page, model): image for page, model, image in rows}
+
+
+def image_infos(session: Session, round_id: str, image_ids: tuple[str, ...]) -> list[ImageInfo]:
+    """The images of one page, in the given order."""
+    rows = session.exec(
+        select(
+            RoundImage.image_id,
+            RoundImage.token,
+            RoundImage.culture,
+            RoundImage.prompt_id,
+            RoundImage.width,
+            RoundImage.height,
+        ).where(RoundImage.round_id == round_id, col(RoundImage.image_id).in_(image_ids))
+    ).all()
+    by_id = {r[0]: ImageInfo(*r) for r in rows}
+    return [by_id[i] for i in image_ids]
+
+
+def _models_of(session: Session, round_id: str, image_ids: list[str]) -> list[str]:
+    rows = session.exec(
+        select(RoundImage.image_id, RoundImage.model_id).where(
+            RoundImage.round_id == round_id, col(RoundImage.image_id).in_(image_ids)
+        )
+    ).all()
+    by_id = dict(rows)
+    return [by_id[i] for i in image_ids]
+
+
+def assign_pages(
+    session: Session, *, design: Design, person: Participant, culture: str, now: datetime
+) -> list[Assignment]:
+    """Plan and store a participant's pages (once, when they choose their culture); none when nothing is left."""
+    round_id = person.round_id
+    pages = culture_pages(session, round_id, culture)
+    if not pages:
+        return []
+    coverage = page_coverage(
+        session, round_id=round_id, culture=culture, now=now, exclude_after=exclusion_threshold(design.quality)
+    )
+    latin_base = session.exec(
+        select(func.count())
+        .select_from(Assignment)
+        .where(Assignment.round_id == round_id, Assignment.culture == culture, Assignment.kind == "regular")
+    ).one()
+    index = session.exec(
+        select(func.count())
+        .select_from(Participant)
+        .where(
+            Participant.round_id == round_id,
+            Participant.culture == culture,
+            col(Participant.culture_index).is_not(None),
+        )
+    ).one()
+    person.culture_index = index
+    a, q = design.assignment, design.quality
+    req = assign.PlanRequest(
+        seed=f"{design.seed}:{round_id}:{person.pseudonym}",
+        culture_pages=tuple(pages),
+        coverage=coverage,
+        target=a.target_rankings_per_page,
+        pages_per_participant=a.pages_per_participant,
+        models=tuple(m.id for m in design.models),
+        criteria=tuple(c.id for c in design.criteria),
+        latin_base=latin_base,
+        participant_index=index,
+        position_balance=a.position_balance,
+        criteria_mode=a.criteria_order,
+        attention_checks=q.attention_checks,
+        repeat_pages=q.repeat_pages,
+        check_criteria=tuple(c.id for c in design.criteria if not c.allow_skip),
+    )
+    plans = assign.plan(req)
+    if not plans:
+        return []
+    images = images_by_page_model(session, round_id, {p.page_id for p in plans})
+    lease = now + timedelta(minutes=a.lease_minutes)
+    slots = []
+    for p in plans:
+        order = [images[(p.page_id, m)] for m in p.model_order]
+        slot = Assignment(
+            participant_id=person.id,
+            round_id=round_id,
+            culture=culture,
+            position=p.position,
+            page_id=p.page_id,
+            kind=p.kind,
+            latin_row=p.latin_row,
+            image_order=order,
+            criteria_order=list(p.criteria_order),
+            check_criterion=p.check_criterion,
+            check_image_id=images[(p.page_id, p.check_model)] if p.check_model else None,
+            token=secrets.token_urlsafe(18),
+            leased_until=lease,
+        )
+        session.add(slot)
+        slots.append(slot)
+    return slots
+
+
+def refresh_leases(session: Session, loaded: Loaded, *, now: datetime) -> int:
+    """Inside a write transaction with ``loaded`` locked: lease a returning participant's expired pages again,
+    swapping pages that others have filled since (``flow.machine.refresh_plan``). Returns the slots changed."""
+    row, design = loaded.row, loaded.design
+    if row.culture is None:
+        return 0
+    pages = culture_pages(session, row.round_id, row.culture)
+    coverage = page_coverage(
+        session,
+        round_id=row.round_id,
+        culture=row.culture,
+        now=now,
+        exclude_after=exclusion_threshold(design.quality),
+    )
+    plan = refresh_plan(
+        loaded.state,
+        culture_pages=pages,
+        coverage=coverage,
+        target=design.assignment.target_rankings_per_page,
+        now=now,
+    )
+    if not plan:
+        return 0
+    lease = now + timedelta(minutes=design.assignment.lease_minutes)
+    by_id = {a.id: a for a in loaded.assignments}
+    for swap in plan:
+        slot = by_id[swap.slot.id]
+        if swap.swapped:
+            models = _models_of(session, row.round_id, slot.image_order)
+            images = images_by_page_model(session, row.round_id, {swap.page_id})
+            slot.page_id = swap.page_id
+            slot.image_order = [images[(swap.page_id, m)] for m in models]
+            slot.token = secrets.token_urlsafe(18)
+            slot.shown_at = None
+        slot.leased_until = lease
+        session.add(slot)
+    audit(
+        session,
+        at=now,
+        actor="participant",
+        action="renew_leases",
+        round_id=row.round_id,
+        participant=row.id,
+        slots=len(plan),
+    )
+    return len(plan)
+
+
+def reclaim_expired_leases(session: Session, *, round_id: str, actor: str, now: datetime) -> list[str]:
+    """Time out participants whose every open page lease has expired; their pages are back in the pool.
+
+    Returns the pseudonyms timed out. Coverage already ignores expired leases; this makes it final, so a person
+    who comes back after the lease cannot submit a page that has since been given to someone else.
+    """
+    now_utc = to_utc(now)
+    with write(session):
+        rnd = session.exec(select(Round).where(Round.id == round_id).with_for_update()).first()
+        if rnd is None:
+            raise RoundNotFound(f"no round {round_id!r}")
+        people = session.exec(
+            select(Participant)
+            .where(Participant.round_id == round_id, col(Participant.status).in_(LIVE_STATUSES))
+            .with_for_update()
+        ).all()
+        timed_out: list[str] = []
+        for p in people:
+            loaded = load(session, p.code)
+            if apply(loaded.state, Reclaim(now_utc)).timed_out:  # type: ignore[union-attr]
+                p.status = ParticipantStatus.TIMED_OUT.value
+                session.add(p)
+                timed_out.append(p.pseudonym)
+        audit(session, at=now_utc, actor=actor, action="reclaim_leases", round_id=round_id, timed_out=timed_out)
+    return timed_out

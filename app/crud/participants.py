@@ -1,0 +1,283 @@
+"""A participant's requests: load under lock → ``flow.apply`` → write the outcome's rows, one transaction each.
+
+Enrolment locks the culture's ``RoundPage`` rows (``SELECT … FOR UPDATE`` on PostgreSQL; on SQLite the write
+transaction starts with ``BEGIN IMMEDIATE``), so concurrent workers and hosts never hand out a page beyond its target.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+from functools import cache
+from types import SimpleNamespace
+
+from sqlalchemy import bindparam, insert, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from app.crud.common import Loaded, audit, load, to_slot
+from app.crud.leases import assign_pages, image_infos, refresh_leases
+from app.db import write
+from app.flow import InvalidInput, ParticipantStatus, apply
+from app.flow.machine import (
+    Assigned,
+    ChooseCulture,
+    Consent,
+    FinishInstructions,
+    Moved,
+    Replayed,
+    Show,
+    Stored,
+    Submit,
+)
+from app.flow.views import View, page_view, step_view
+from app.identity import PlatformEntry, platform_key, pseudonym
+from app.models import Assignment, Participant, Ranking, RankingSkip
+
+
+class InvalidPage(InvalidInput):
+    """A ranking page's form that can be fixed: ``view`` is the same page with the reason and the choices made."""
+
+    def __init__(self, message: str, view: View) -> None:
+        super().__init__(message)
+        self.view = view
+
+
+# -- entry ------------------------------------------------------------------------------------------------------
+
+
+def by_code(session: Session, code: str) -> Participant | None:
+    return session.exec(select(Participant).where(Participant.code == code)).first()
+
+
+def find_participant(session: Session, *, round_id: str, entry: PlatformEntry, secret: str) -> Participant | None:
+    """The participant who entered this round before with the same platform id, if any."""
+    if entry.participant_id is None:
+        return None
+    return _by_key(session, round_id, platform_key(secret, round_id, entry.platform, entry.participant_id))
+
+
+def enter(session: Session, *, round_id: str, entry: PlatformEntry, secret: str, now: datetime) -> Participant:
+    """Find the participant with this platform id in the round, or enrol a new one (random id for ``none``)."""
+    pid = entry.participant_id or secrets.token_hex(16)
+    key = platform_key(secret, round_id, entry.platform, pid)
+    if entry.participant_id is not None:
+        found = _by_key(session, round_id, key)
+        if found is not None:
+            with write(session):
+                found.last_seen_at = now
+                session.add(found)
+            return found
+    try:
+        with write(session):
+            person = Participant(
+                round_id=round_id,
+                code=secrets.token_urlsafe(24),
+                platform=entry.platform,
+                platform_key=key,
+                platform_raw=entry.raw,
+                pseudonym=pseudonym(secret, round_id, entry.platform, pid),
+                status=ParticipantStatus.CONSENT.value,
+                created_at=now,
+                last_seen_at=now,
+            )
+            session.add(person)
+        return person
+    except IntegrityError:  # the same platform id entered twice at once: the other request created it
+        found = _by_key(session, round_id, key)
+        if found is None:
+            raise
+        return found
+
+
+def _by_key(session: Session, round_id: str, key: str) -> Participant | None:
+    return session.exec(
+        select(Participant).where(Participant.round_id == round_id, Participant.platform_key == key)
+    ).first()
+
+
+# -- the steps before the pages ---------------------------------------------------------------------------------
+
+
+def _move(session: Session, loaded: Loaded, moved: Moved, now: datetime) -> Participant:
+    row = loaded.row
+    if moved.status != loaded.state.status and row.status == ParticipantStatus.CONSENT:
+        row.consented_at = now
+    row.status = moved.status.value
+    if moved.reason is not None:
+        row.exclusion_reason = moved.reason
+    row.last_seen_at = now
+    session.add(row)
+    return row
+
+
+def give_consent(session: Session, *, code: str, agreed: bool, now: datetime) -> Participant:
+    with write(session):
+        loaded = load(session, code, lock=True)
+        return _move(session, loaded, apply(loaded.state, Consent(agreed)), now)  # type: ignore[arg-type]
+
+
+def finish_instructions(session: Session, *, code: str, now: datetime) -> Participant:
+    with write(session):
+        loaded = load(session, code, lock=True)
+        return _move(session, loaded, apply(loaded.state, FinishInstructions()), now)  # type: ignore[arg-type]
+
+
+def choose_culture(session: Session, *, code: str, culture: str, now: datetime) -> Participant:
+    """Record the self-selected culture and store the participant's pages (assignment happens here, once)."""
+    with write(session):
+        loaded = load(session, code, lock=True)
+        moved = apply(loaded.state, ChooseCulture(culture, loaded.design))
+        assert isinstance(moved, Moved)
+        if moved.status == loaded.state.status and moved.assign_culture is None:
+            return loaded.row  # a repeated or stale form: the culture was already chosen
+        row = loaded.row
+        if moved.assign_culture is not None:
+            row.culture = culture
+            slots = assign_pages(session, design=loaded.design, person=row, culture=culture, now=now)
+            moved = apply(loaded.state, Assigned(len(slots)))  # type: ignore[assignment]
+            audit(
+                session,
+                at=now,
+                actor="participant",
+                action="enrol",
+                round_id=row.round_id,
+                participant=row.id,
+                culture=culture,
+                pages=len(slots),
+            )
+        return _move(session, loaded, moved, now)
+
+
+# -- pages ------------------------------------------------------------------------------------------------------
+
+
+def show(session: Session, loaded: Loaded, *, now: datetime) -> View:
+    """What the participant's link shows now. Renews expired leases first, and stamps a page when first shown."""
+    showing = apply(loaded.state, Show(now))
+    if showing.refresh_leases:  # type: ignore[union-attr]
+        with write(session):
+            loaded = load(session, loaded.row.code, lock=True)
+            refresh_leases(session, loaded, now=now)
+        loaded = replace(loaded, state=replace(loaded.state, slots=tuple(to_slot(a) for a in loaded.assignments)))
+        showing = apply(loaded.state, Show(now))
+    step = showing.step  # type: ignore[union-attr]
+    if step.name != "page":
+        return step_view(step, design=loaded.design, person=loaded.person, state=loaded.state)
+    slot = loaded.state.slot_at(step.position)  # type: ignore[arg-type]
+    assert slot is not None
+    images = image_infos(session, loaded.row.round_id, slot.image_order)
+    if showing.mark_shown is not None:  # type: ignore[union-attr]
+        with write(session):
+            session.exec(
+                update(Assignment)
+                .where(col(Assignment.id) == slot.id, col(Assignment.shown_at).is_(None))
+                .values(shown_at=now)
+            )
+    return page_view(slot, images, design=loaded.design, person=loaded.person, state=loaded.state)
+
+
+@cache
+def _submit_statements() -> SimpleNamespace:
+    """The writes of a submission, built once per process with bound parameters (cheaper than rebuilding)."""
+    b = bindparam
+    return SimpleNamespace(
+        mark=update(Assignment)
+        .where(col(Assignment.id) == b("slot_id"))
+        .values(
+            submitted_at=b("now"),
+            payload_sha256=b("digest"),
+            seconds_on_page=b("seconds"),
+            attention_passed=b("passed"),
+        )
+        .execution_options(synchronize_session=False),
+        leases=update(Assignment)
+        .where(
+            col(Assignment.participant_id) == b("pid"),
+            col(Assignment.submitted_at).is_(None),
+            col(Assignment.leased_until) < b("lease"),
+        )
+        .values(leased_until=b("lease_value"))
+        .execution_options(synchronize_session=False),
+        person=update(Participant)
+        .where(col(Participant.id) == b("pid"))
+        .values(
+            last_seen_at=b("now"),
+            failed_checks=b("failed_checks"),
+            status=b("status"),
+            completed_at=b("completed_at"),
+        )
+        .execution_options(synchronize_session=False),
+    )
+
+
+def submit_page(
+    session: Session,
+    *,
+    code: str,
+    position: int,
+    token: str,
+    form: Mapping[str, Sequence[str]],
+    now: datetime,
+) -> Stored | Replayed:
+    """Validate and store one page. An identical retry is a no-op; a different resubmission is a conflict."""
+    with write(session):
+        loaded = load(session, code, lock=True)
+        try:
+            outcome = apply(loaded.state, Submit(position, token, form, loaded.design, now))
+        except InvalidInput as err:
+            slot = loaded.state.slot_at(position)
+            if slot is None or slot.submitted:
+                raise
+            images = image_infos(session, loaded.row.round_id, slot.image_order)
+            view = page_view(
+                slot,
+                images,
+                design=loaded.design,
+                person=loaded.person,
+                state=loaded.state,
+                error=err.message,
+                submitted=form,
+            )
+            raise InvalidPage(err.message, view) from None
+        if isinstance(outcome, Stored):
+            _store(session, loaded, outcome, now)
+    return outcome  # type: ignore[return-value]
+
+
+def _store(session: Session, loaded: Loaded, out: Stored, now: datetime) -> None:
+    slot, sub = out.slot, out.submission
+    rows = [
+        {
+            "slot_id": slot.id,
+            "criterion": crit,
+            "image_id": image_id,
+            "rank": rank,
+            "initial_position": pos,
+            "moved": rank != pos + 1,
+        }
+        for crit, ranks in sub.ranks.items()
+        for pos, (image_id, rank) in enumerate(zip(slot.image_order, ranks, strict=True))
+    ]
+    if rows:
+        session.exec(insert(Ranking), params=rows)
+    if sub.skipped:
+        session.exec(insert(RankingSkip), params=[{"slot_id": slot.id, "criterion": c} for c in sorted(sub.skipped)])
+    q = _submit_statements()
+    params = {"slot_id": slot.id, "now": now, "digest": out.digest, "seconds": out.seconds_on_page}
+    session.exec(q.mark, params=params | {"passed": out.attention_passed})
+    pid = loaded.row.id
+    # the remaining pages stay leased
+    session.exec(q.leases, params={"pid": pid, "lease": out.lease_until, "lease_value": out.lease_until})
+    session.exec(
+        q.person,
+        params={
+            "pid": pid,
+            "now": now,
+            "failed_checks": out.failed_checks,
+            "status": out.status.value,
+            "completed_at": now if out.finished else None,
+        },
+    )
