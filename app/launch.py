@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 import secrets
+import tomllib
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +18,7 @@ from tqdm import tqdm
 from app.db import write
 from app.images import ImageError, blinded_png
 from app.models import AuditLog, Round, RoundImage, RoundPage
-from study_designs.schema import Design, DesignError, load_design, page_id
+from study_designs.schema import Design, DesignError, page_id, parse_design
 
 REQUIRED = ("image_id", "file", "sha256", "model_id", "culture", "prompt_id", "seed")
 ROUND_ID = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
@@ -47,36 +48,70 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def read_manifest(path: Path) -> tuple[list[dict], list[str]]:
-    """Manifest entries and the problems found while reading (line numbers included)."""
+def parse_manifest(data: bytes | None, name: str) -> tuple[list[dict], list[str]]:
+    """Entries of a manifest given as bytes (None: no such file); problems are named ``{name}:{line}``."""
     entries: list[dict] = []
     problems: list[str] = []
+    if data is None:
+        return [], [f"{name}: no such manifest file"]
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        return [], [f"{path}: no such manifest file"]
+        lines = data.decode("utf-8").splitlines()
     except UnicodeDecodeError:
-        return [], [f"{path}: not UTF-8 text"]
+        return [], [f"{name}: not UTF-8 text"]
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as err:
-            problems.append(f"{path}:{n}: not valid JSON ({err.msg})")
+            problems.append(f"{name}:{n}: not valid JSON ({err.msg})")
             continue
         if not isinstance(obj, dict):
-            problems.append(f"{path}:{n}: expected a JSON object")
+            problems.append(f"{name}:{n}: expected a JSON object")
             continue
         missing = [k for k in REQUIRED if k not in obj]
         if missing:
-            problems.append(f"{path}:{n}: missing field(s) {', '.join(missing)}")
+            problems.append(f"{name}:{n}: missing field(s) {', '.join(missing)}")
             continue
         obj["_line"] = n
         entries.append(obj)
     if not entries and not problems:
-        problems.append(f"{path}: the manifest has no images")
+        problems.append(f"{name}: the manifest has no images")
     return entries, problems
+
+
+def parse_design_bytes(data: bytes, name: str) -> Design:
+    """A design given as bytes; problems raise :class:`DesignError` naming ``name``."""
+    try:
+        return parse_design(tomllib.loads(data.decode("utf-8")), name)
+    except UnicodeDecodeError:
+        raise DesignError(f"{name}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as err:
+        raise DesignError(f"{name}: not valid TOML: {err}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchInput:
+    """A design and a manifest as bytes, with the names problems call them by (a path, or "uploaded design")."""
+
+    round_id: str
+    design: bytes | None  # None: no such design file
+    design_name: str
+    manifest: bytes | None  # None: no such manifest file
+    manifest_name: str
+    images_dir: Path  # the manifest's ``file`` paths are relative to it
+
+
+def content_problems(inp: LaunchInput) -> list[str]:
+    """Every design and manifest problem, as the launch finds them (to list everything at once)."""
+    if inp.design is None:
+        return [f"{inp.design_name}: no such design file"]
+    try:
+        design = parse_design_bytes(inp.design, inp.design_name)
+    except DesignError as err:
+        return str(err).splitlines()
+    entries, problems = parse_manifest(inp.manifest, inp.manifest_name)
+    return problems + (validate_manifest(design, entries, inp.images_dir) if entries else [])
 
 
 def validate_manifest(design: Design, entries: list[dict], base: Path, *, check_files: bool = True) -> list[str]:
@@ -136,21 +171,35 @@ def launch_round(
     actor: str = "cli",
     images_dir: Path | None = None,
 ) -> LaunchResult:
-    """Validate and create round ``round_id``. With ``reuse``, an identical existing round is left as it is.
+    """Validate and create round ``round_id`` from files. With ``reuse``, an identical existing round is left as it is.
 
     Image ``file`` paths are relative to ``images_dir`` (default: the manifest's folder).
     """
-    base = images_dir if images_dir is not None else manifest_path.parent
+    inp = LaunchInput(
+        round_id=round_id,
+        design=design_path.read_bytes() if design_path.is_file() else None,
+        design_name=str(design_path),
+        manifest=manifest_path.read_bytes() if manifest_path.is_file() else None,
+        manifest_name=str(manifest_path),
+        images_dir=images_dir if images_dir is not None else manifest_path.parent,
+    )
+    return launch(session, inp, media_root=media_root, now=now, reuse=reuse, actor=actor)
+
+
+def launch(
+    session: Session, inp: LaunchInput, *, media_root: Path, now: datetime, reuse: bool = False, actor: str = "cli"
+) -> LaunchResult:
+    """Validate and create a round from in-memory design and manifest bytes: the one launch path (CLI and console)."""
+    round_id, base = inp.round_id, inp.images_dir
     if not ROUND_ID.match(round_id):
         raise LaunchError([f"round id {round_id!r}: use 1-64 lowercase letters, digits, '-' or '_'"])
+    if inp.design is None:
+        raise LaunchError([f"{inp.design_name}: no such design file"])
     try:
-        design_bytes = design_path.read_bytes()
-        design = load_design(design_path)
-    except FileNotFoundError:
-        raise LaunchError([f"{design_path}: no such design file"]) from None
+        design = parse_design_bytes(inp.design, inp.design_name)
     except DesignError as err:
         raise LaunchError(str(err).splitlines()) from None
-    manifest_bytes = manifest_path.read_bytes() if manifest_path.is_file() else b""
+    design_bytes, manifest_bytes = inp.design, inp.manifest or b""
     design_sha = hashlib.sha256(design_bytes).hexdigest()
     manifest_sha = hashlib.sha256(manifest_bytes).hexdigest()
     existing = session.get(Round, round_id)
@@ -167,7 +216,7 @@ def launch_round(
                 f"launch the new images under a new round id"
             ]
         )
-    entries, problems = read_manifest(manifest_path)
+    entries, problems = parse_manifest(inp.manifest, inp.manifest_name)
     problems += validate_manifest(design, entries, base) if entries else []
     if problems:
         raise LaunchError(problems)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,9 +16,9 @@ from sqlmodel import Session
 from app import console_data, crud, export
 from app.config import Settings
 from app.db import write
-from app.launch import ROUND_ID, LaunchError, launch_round, read_manifest, validate_manifest
+from app.launch import ROUND_ID, LaunchError, LaunchInput, content_problems
+from app.launch import launch as launch_round
 from app.models import Round
-from study_designs.schema import DesignError, load_design
 
 ExportKind = Literal["responses", "participants", "snapshot"]
 EXPORT_MEDIA = {"responses": "text/csv", "participants": "text/csv", "snapshot": "application/json"}
@@ -67,14 +66,12 @@ def _input_problems(req: LaunchRequest) -> list[str]:
     return problems
 
 
-def _content_problems(design_path: Path, manifest_path: Path, images_dir: Path) -> list[str]:
-    """Design and manifest problems, as the launch itself finds them (used to list everything at once)."""
-    try:
-        design = load_design(design_path)
-    except DesignError as err:
-        return str(err).splitlines()
-    entries, problems = read_manifest(manifest_path)
-    return problems + (validate_manifest(design, entries, images_dir) if entries else [])
+def _source(path: str | None, text: str | None, label: str) -> tuple[bytes | None, str]:
+    """An input's bytes and the name messages use for it: the server path, or ``uploaded design``/``manifest``."""
+    if text is not None:
+        return text.encode("utf-8"), label
+    p = Path(str(path))
+    return (p.read_bytes() if p.is_file() else None), str(p)
 
 
 def launch(session: Session, req: LaunchRequest, *, settings: Settings, actor: str, now: datetime) -> Round:
@@ -84,45 +81,16 @@ def launch(session: Session, req: LaunchRequest, *, settings: Settings, actor: s
         problems.insert(0, f"round {req.round_id!r} already exists; choose a new id")
     if any(p.startswith(("design", "manifest")) for p in problems):
         raise LaunchProblems(problems)
-    with tempfile.TemporaryDirectory(prefix="launch-") as tmp:
-        folder = Path(tmp)
-        if req.design_toml is not None:
-            design_path = folder / "uploaded-design.toml"
-            design_path.write_text(req.design_toml, encoding="utf-8")
-        else:
-            design_path = Path(str(req.design_path))
-        if req.manifest_jsonl is not None:
-            manifest_path = folder / "uploaded-manifest.jsonl"
-            manifest_path.write_text(req.manifest_jsonl, encoding="utf-8")
-        else:
-            manifest_path = Path(str(req.manifest_path))
-        images_dir = Path(req.images_dir) if req.images_dir else manifest_path.parent
-        uploads = {str(design_path): "uploaded design", str(manifest_path): "uploaded manifest"}
-        if req.design_toml is None:
-            del uploads[str(design_path)]
-        if req.manifest_jsonl is None:
-            del uploads[str(manifest_path)]
-
-        def named(found: list[str]) -> list[str]:
-            for path, label in uploads.items():
-                found = [p.replace(path, label) for p in found]
-            return found
-
-        if problems:
-            raise LaunchProblems(problems + named(_content_problems(design_path, manifest_path, images_dir)))
-        try:
-            launch_round(
-                session,
-                design_path=design_path,
-                manifest_path=manifest_path,
-                round_id=req.round_id,
-                media_root=settings.media_root,
-                now=console_data.aware_utc(now),
-                actor=actor,
-                images_dir=images_dir,
-            )
-        except LaunchError as err:
-            raise LaunchProblems(named(err.problems)) from None
+    design, design_name = _source(req.design_path, req.design_toml, "uploaded design")
+    manifest, manifest_name = _source(req.manifest_path, req.manifest_jsonl, "uploaded manifest")
+    images_dir = Path(req.images_dir) if req.images_dir else Path(str(req.manifest_path)).parent
+    inp = LaunchInput(req.round_id, design, design_name, manifest, manifest_name, images_dir)
+    if problems:
+        raise LaunchProblems(problems + content_problems(inp))
+    try:
+        launch_round(session, inp, media_root=settings.media_root, now=console_data.aware_utc(now), actor=actor)
+    except LaunchError as err:
+        raise LaunchProblems(err.problems) from None
     rnd = session.get(Round, req.round_id)
     assert rnd is not None
     return rnd
