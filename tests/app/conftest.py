@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,25 +11,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from app.config import Settings
-from app.db import create_tables, make_engine, new_session
-from app.launch import launch_round
+from app.db import new_session
 from app.main import create_app
-from app.placeholder import write_placeholders
-from study_designs.schema import load_design
+from tests.factories import FakeClock, launch_placeholders
 
 REPO = Path(__file__).resolve().parents[2]
 DESIGNS = REPO / "study_designs"
-
-
-class FakeClock:
-    def __init__(self, start: datetime | None = None) -> None:
-        self.now = start or datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kw: float) -> None:
-        self.now += timedelta(**kw)
 
 
 @dataclass
@@ -48,20 +34,7 @@ class Study:
 
 
 def launch(settings: Settings, design_path: Path, out: Path, round_id: str, *, size: int = 24) -> Path:
-    manifest, _ = write_placeholders(load_design(design_path), out, size=size)
-    engine = make_engine(settings.database_url)
-    create_tables(engine)
-    with new_session(engine) as s:
-        launch_round(
-            s,
-            design_path=design_path,
-            manifest_path=manifest,
-            round_id=round_id,
-            media_root=settings.media_root,
-            now=datetime.now(UTC),
-        )
-    engine.dispose()
-    return manifest
+    return launch_placeholders(settings.database_url, settings.media_root, design_path, out, round_id, size=size)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -16,23 +15,11 @@ from app.main import create_app
 from app.placeholder import write_placeholders
 from study_designs.schema import load_design
 from tests.app.studybot import parse, reverse_ranks
+from tests.factories import FakeClock
 
 TOKEN = "researcher-token-for-tests"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 DEMO = Path(__file__).resolve().parents[2] / "study_designs" / "demo.toml"
-
-
-class FakeClock:
-    """UTC time that only moves when a test says so."""
-
-    def __init__(self, start: datetime = datetime(2026, 3, 1, 9, 0, 0, tzinfo=UTC)) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 def settings_for(tmp: Path, database_url: str | None = None) -> Settings:

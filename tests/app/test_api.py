@@ -9,7 +9,8 @@ import json
 
 import pytest
 
-from tests.app.console_support import BEARER, Bot, FakeClock, app_client, demo_inputs, launch_demo
+from tests.app.console_support import BEARER, Bot, app_client, demo_inputs, launch_demo
+from tests.factories import FakeClock
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ import re
 
 import pytest
 
-from tests.app.console_support import BEARER, Bot, FakeClock, app_client, demo_inputs, launch_demo, login
+from tests.app.console_support import BEARER, Bot, app_client, demo_inputs, launch_demo, login
+from tests.factories import FakeClock
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from app import rounds
-from tests.app.console_support import BEARER, Bot, FakeClock, app_client, launch_demo, login
+from tests.app.console_support import BEARER, Bot, app_client, launch_demo, login
+from tests.factories import FakeClock
 
 
 def test_cli_state_changes_and_status_match_the_api(tmp_path, monkeypatch, capsys):

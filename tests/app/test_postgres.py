@@ -20,13 +20,13 @@ from sqlalchemy import func, text
 from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
-from app import crud
 from app.db import create_tables, make_engine, new_session
-from app.identity import PlatformEntry
+from app.flow import Slot
 from app.launch import launch_round
 from app.models import Assignment, Participant, Ranking
 from app.placeholder import write_placeholders
 from study_designs.schema import load_design
+from tests.factories import CrudParticipant
 
 pytestmark = pytest.mark.postgres
 
@@ -67,7 +67,7 @@ def stress_design(tmp_path: Path) -> Path:
     return path
 
 
-def answer(slot: Assignment, rng_seed: int) -> dict[str, list[str]]:
+def answer(slot: Slot, rng_seed: int) -> dict[str, list[str]]:
     n = len(slot.image_order)
     form: dict[str, list[str]] = {"token": [slot.token]}
     for k, crit in enumerate(slot.criteria_order):
@@ -99,29 +99,17 @@ def test_concurrent_enrolment_and_submission_never_over_assign(pg_url, tmp_path)
             local.engine = engines[threading.get_ident() % len(engines)]
         return new_session(local.engine)
 
+    drivers: dict[str, CrudParticipant] = {}
+
     def enrol(i: int, culture: str, now: datetime) -> str:
-        with session() as s:
-            entry = PlatformEntry("prolific", f"pp{i:04d}", {"PROLIFIC_PID": f"pp{i:04d}"})
-            p = crud.enter(s, round_id="stress", entry=entry, secret="k", now=now)
-            crud.give_consent(s, code=p.code, agreed=True, now=now)
-            p = crud.choose_culture(s, code=p.code, culture=culture, now=now)
-            if p.status == "instructions":
-                crud.finish_instructions(s, code=p.code, now=now)
-            return p.code
+        person = CrudParticipant(session, "stress", f"pp{i:04d}")
+        code = person.onboard(culture, now)
+        drivers[code] = person
+        return code
 
     def complete(code: str, now: datetime) -> int:
-        stored = 0
-        with session() as s:
-            person = s.exec(select(Participant).where(Participant.code == code)).one()
-            slots = s.exec(
-                select(Assignment).where(Assignment.participant_id == person.id).order_by(Assignment.position)
-            ).all()
-            for slot in slots:
-                form = answer(slot, person.id or 0)
-                for _ in range(2):  # every page is sent twice, as a network retry would
-                    r = crud.submit_page(s, code=code, position=slot.position, token=slot.token, form=form, now=now)
-                    stored += not r.replay
-        return stored
+        # every page is sent twice, as a network retry would
+        return drivers[code].finish(now, retries=2, answer=lambda slot: answer(slot, sum(map(ord, code))))
 
     def live_coverage(now: datetime) -> Counter:
         with new_session(engines[0]) as s:

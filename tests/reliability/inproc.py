@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app.config import Settings
-from app.db import create_tables, make_engine, new_session
-from app.launch import launch_round
+from app.db import new_session
 from app.main import create_app
-from app.placeholder import write_placeholders
-from study_designs.schema import load_design
+from tests.factories import launch_placeholders
 
 SECRET_KEY = "inproc-secret-key-0123456789"
 RESEARCHER_TOKEN = "inproc-researcher-token-abcdef"
@@ -37,22 +34,7 @@ class InprocStudy:
 
 
 def launch(settings: Settings, design_path: Path, images: Path, round_id: str, *, size: int = 16) -> Path:
-    manifest, _ = write_placeholders(load_design(design_path), images, size=size)
-    engine = make_engine(settings.database_url)
-    try:
-        create_tables(engine)
-        with new_session(engine) as s:
-            launch_round(
-                s,
-                design_path=design_path,
-                manifest_path=manifest,
-                round_id=round_id,
-                media_root=settings.media_root,
-                now=datetime.now(UTC),
-            )
-    finally:
-        engine.dispose()
-    return manifest
+    return launch_placeholders(settings.database_url, settings.media_root, design_path, images, round_id, size=size)
 
 
 def start(

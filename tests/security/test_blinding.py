@@ -14,7 +14,7 @@ from PIL.PngImagePlugin import PngInfo
 from sqlmodel import select
 
 from app.config import Settings
-from app.db import create_tables, make_engine, new_session
+from app.db import session_scope
 from app.images import png_chunks
 from app.launch import launch_round
 from app.main import create_app
@@ -55,9 +55,7 @@ def test_no_participant_response_reveals_models_files_or_seeds(tmp_path):
         secret_key="k" * 32,
         researcher_token="t" * 32,
     )
-    engine = make_engine(settings.database_url)
-    create_tables(engine)
-    with new_session(engine) as s:
+    with session_scope(settings.database_url) as s:
         launch_round(
             s,
             design_path=design_path,
@@ -68,7 +66,6 @@ def test_no_participant_response_reveals_models_files_or_seeds(tmp_path):
         )
         tokens = set(s.exec(select(RoundImage.token)).all())
         stored = [Path(p).name for p in s.exec(select(RoundImage.path)).all()]
-    engine.dispose()
 
     forbidden: set[str] = set()
     for mid, label in MODELS:
