@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from app import monitor
+from app import monitor, participant_table
 from app.flow import exclusion_threshold
 from app.models import Assignment, AuditLog, Participant, Ranking, RankingSkip, Round, RoundPage
 from app.snapshots import round_design
@@ -147,10 +147,10 @@ def monitor_view(data: RoundData, now: datetime) -> MonitorView:
 
 def participants_csv(data: RoundData, view: MonitorView) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=monitor.PARTICIPANT_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=participant_table.PARTICIPANT_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(
-        monitor.participant_rows(
+        participant_table.participant_rows(
             data.participants, view.quality, exclude_after_failed_checks=view.rules.exclude_after_failed_checks
         )
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from app import monitor as m
+from app import participant_table
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 PAGES = [m.PageRef("k1", "korea"), m.PageRef("k2", "korea"), m.PageRef("n1", "nigeria")]
@@ -161,11 +162,11 @@ def test_round_summary_response_rows_and_leases():
 def test_participant_rows_are_pseudonymous():
     t0 = NOW - timedelta(minutes=12)
     people = [_p(7, "completed", culture="korea", created_at=t0, completed_at=NOW, platform="prolific")]
-    rows = m.participant_rows(people, {})
-    assert list(rows[0]) == list(m.PARTICIPANT_COLUMNS)
+    rows = participant_table.participant_rows(people, {})
+    assert list(rows[0]) == list(participant_table.PARTICIPANT_COLUMNS)
     assert rows[0]["participant_id"] == "p7" and rows[0]["minutes"] == 12.0 and rows[0]["culture"] == "korea"
     assert rows[0]["excluded"] == "false"
     careless = [_p(8, "completed", failed_checks=2), _p(9, "excluded", exclusion_reason="bot")]
-    rows = m.participant_rows(careless, {}, exclude_after_failed_checks=2)
+    rows = participant_table.participant_rows(careless, {}, exclude_after_failed_checks=2)
     assert [r["excluded"] for r in rows] == ["true", "true"] and rows[1]["exclusion_reason"] == "bot"
-    assert m.participant_rows(careless, {})[0]["excluded"] == "false"
+    assert participant_table.participant_rows(careless, {})[0]["excluded"] == "false"
