@@ -47,6 +47,10 @@ class ParticipantRow:
     completed_at: datetime | None = None
     last_seen_at: datetime | None = None
 
+    @property
+    def excluded_by_researcher(self) -> bool:
+        return self.status == flow_status.ParticipantStatus.EXCLUDED
+
 
 @dataclass(frozen=True, slots=True)
 class SlotRow:

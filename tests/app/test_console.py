@@ -222,6 +222,8 @@ def test_exclude_keeps_rows_and_delete_removes_them(client, clock):
     assert len(rows) == _status(client)["response_rows"]
     parts = {p["participant_id"]: p for p in _export(client, "participants")}
     assert parts[first]["status"] == "excluded" and parts[first]["exclusion_reason"] == "straight-lining"
+    page = client.get("/console/rounds/demo/participants").text
+    assert f"/participants/{first}/exclude" not in page and f"/participants/{second}/exclude" in page
 
     r = client.post(f"/console/rounds/demo/participants/{second}/delete", data={"csrf_token": csrf, "confirm": "no"})
     assert r.status_code == 422
