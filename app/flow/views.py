@@ -104,11 +104,11 @@ def page_view(
     criteria = []
     for cid in slot.criteria_order:
         c = next(c for c in design.criteria if c.id == cid)
-        selected = [i + 1 for i in range(n)]
+        selected: list[int | None] = [None] * n  # nothing is pre-ranked: None shows the empty "Choose rank"
         if submitted:
             for i in range(n):
                 value = (submitted.get(f"rank-{cid}-{i}") or [""])[0]
-                selected[i] = int(value) if value.isdigit() else selected[i]
+                selected[i] = int(value) if value in {str(r) for r in range(1, n + 1)} else None
         check_index = slot.image_order.index(slot.check_image_id) if slot.check_criterion == cid else None
         criteria.append(
             {

@@ -1,5 +1,21 @@
-/* Ranking page enhancements. The <select> boxes stay the single source of truth: every gesture here
-   (tap-to-rank, drag, Alt+Arrow keys, move buttons) only reorders the list and sets those selects. */
+/* Ranking page enhancements.
+
+   The <select> boxes stay the single source of truth: what the form submits is exactly what they hold. Every
+   gesture here (tap-to-rank, drag, Alt+Arrow keys, move buttons) only sets those selects, and only in answer to
+   something the participant did. Nothing is ever chosen on load: an untouched page keeps every select on its empty
+   "Choose rank" option, and the server refuses it.
+
+   Rules:
+   - Images start unranked. "Rank next" gives an image the lowest rank no other image holds (1, then 2, ...).
+   - Tapping a ranked image's button again unranks it, and the images ranked after it move up one place (rank 3
+     becomes 2, ...), so the ranks in use stay 1..m and the next tap continues at m + 1. Leaving a gap instead would
+     make the next tap refill the hole just made, which is rarely what someone correcting an order wants.
+   - Alt+Arrow (and the up/down buttons) swap a ranked image with the neighbouring ranked image; dragging a ranked
+     image onto another ranked image moves it to that place; dragging an unranked image onto a ranked one ranks it
+     there. Unranked images cannot be moved, only ranked.
+   - Choosing a rank in a select directly is taken as given (no renumbering); if another image of that question
+     held that rank, the two swap (the other one takes the old rank, or becomes unranked).
+   - Ranked images are shown first, in rank order; unranked ones follow in the order the page gave them. */
 (function () {
   "use strict";
 
@@ -14,65 +30,178 @@
     return img ? img.getAttribute("alt") : "Image";
   }
 
+  /* Re-focus an element that a DOM move or a disabled state took focus away from. */
+  function keepFocus(el, fallback) {
+    if (!el || el === document.body || document.activeElement === el) { return; }
+    if (el.disabled && fallback) { el = fallback; }
+    if (document.contains(el)) { el.focus(); }
+  }
+
   function setup(fieldset) {
     var list = fieldset.querySelector("ol.items");
     if (!list) { return; }
     var legend = fieldset.querySelector("legend");
     var question = legend ? legend.textContent.trim() : "";
-    var tapped = 0;
+    var skip = fieldset.querySelector(".skip input[type=checkbox]");
+    var hadError = fieldset.classList.contains("invalid");
     var dragged = null;
+    var last = new Map();  /* select -> value before the participant's latest change (for swaps) */
     fieldset.classList.add("enhanced");
 
     function items() { return Array.prototype.slice.call(list.querySelectorAll(":scope > li.item")); }
     function select(li) { return li.querySelector("select"); }
+    function index(li) { return Number(li.getAttribute("data-index")); }
+    function rankOf(li) { var v = select(li).value; return v === "" ? null : Number(v); }
+    function setRank(li, r) { select(li).value = r === null ? "" : String(r); }
+    function skipped() { return Boolean(skip && skip.checked); }
+    function total() { return items().length; }
+    function holder(r, except) {
+      return items().filter(function (li) { return li !== except && rankOf(li) === r; })[0] || null;
+    }
+    function ranked() {
+      return items().filter(function (li) { return rankOf(li) !== null; })
+        .sort(function (a, b) { return (rankOf(a) - rankOf(b)) || (index(a) - index(b)); });
+    }
+    function unranked() {
+      return items().filter(function (li) { return rankOf(li) === null; })
+        .sort(function (a, b) { return index(a) - index(b); });
+    }
+    function lowestFree() {
+      for (var r = 1; r <= total(); r += 1) { if (!holder(r, null)) { return r; } }
+      return null;
+    }
+    function complete() {
+      var seen = {};
+      return items().every(function (li) {
+        var r = rankOf(li);
+        if (r === null || seen[r]) { return false; }
+        seen[r] = true;
+        return true;
+      });
+    }
+    function remember() { items().forEach(function (li) { last.set(select(li), select(li).value); }); }
 
     var tapHelp = document.createElement("p");
     tapHelp.className = "tap-help";
-    var reset = document.createElement("button");
-    reset.type = "button";
-    reset.className = "reset";
-    reset.textContent = "Start tapping again";
-    reset.addEventListener("click", function () { tapped = 0; refresh(); announce("Tap order cleared. Next tap is rank 1."); });
+    tapHelp.id = "tap-help-" + (fieldset.getAttribute("data-criterion") || "");
+    var clear = document.createElement("button");
+    clear.type = "button";
+    clear.className = "reset";
+    clear.textContent = "Clear these ranks";
     list.parentNode.insertBefore(tapHelp, list);
+    list.parentNode.insertBefore(clear, list.nextSibling);
 
-    function refresh() {
-      var all = items();
-      all.forEach(function (li, i) {
-        select(li).value = String(i + 1);
-        li.querySelector(".rank-badge").textContent = String(i + 1);
-        li.classList.toggle("tapped", i < tapped);
-        li.querySelector(".up").disabled = i === 0;
-        li.querySelector(".down").disabled = i === all.length - 1;
+    /* Shows what the selects hold. Reads the selects, never writes them. */
+    function render() {
+      var focused = document.activeElement;
+      var order = ranked().concat(unranked());
+      var now = items();
+      var moved = order.some(function (li, i) { return now[i] !== li; });
+      if (moved) { order.forEach(function (li) { list.appendChild(li); }); }
+      var seq = ranked();
+      var n = total();
+      var off = skipped();
+      order.forEach(function (li) {
+        var r = rankOf(li);
+        var name = imageName(li);
+        var at = seq.indexOf(li);
+        var badge = li.querySelector(".rank-badge");
+        badge.textContent = r === null ? "" : String(r);
+        li.classList.toggle("ranked", r !== null);
+        var tap = li.querySelector(".tap");
+        tap.textContent = r === null ? "Rank next" : "Unrank";
+        tap.setAttribute("aria-label", r === null
+          ? "Rank " + name + " next"
+          : "Remove rank " + r + " from " + name);
+        tap.disabled = off;
+        li.querySelector(".up").disabled = off || r === null || at <= 0;
+        li.querySelector(".down").disabled = off || r === null || at < 0 || at >= seq.length - 1;
+        li.draggable = !off;
+        if (hadError) { select(li).setAttribute("aria-invalid", off || complete() ? "false" : "true"); }
       });
-      tapHelp.textContent = tapped < all.length
-        ? "Tap “Rank next” on the images in order from best to worst, drag them, or use the arrows. Next tap: rank " + (tapped + 1) + "."
-        : "All images ranked. Tap again to change.";
-      if (tapped > 0 && !reset.parentNode) { tapHelp.appendChild(reset); }
-    }
-
-    function moveTo(li, index, how) {
-      var all = items();
-      var from = all.indexOf(li);
-      index = Math.max(0, Math.min(all.length - 1, index));
-      if (from !== index) {
-        all.splice(from, 1);
-        all.splice(index, 0, li);
-        all.forEach(function (el) { list.appendChild(el); });
+      var free = lowestFree();
+      if (off) {
+        tapHelp.textContent = "This question is skipped.";
+      } else if (seq.length === 0) {
+        tapHelp.textContent = "No image ranked yet. Tap “Rank next” on the images from best to worst, or choose each rank in its box.";
+      } else if (free !== null) {
+        tapHelp.textContent = seq.length + " of " + n + " images ranked. Next tap: rank " + free + ".";
+      } else {
+        tapHelp.textContent = "All images ranked. Drag, use the arrows, or tap “Unrank” to change.";
       }
-      refresh();
-      announce(imageName(li) + " moved to rank " + (index + 1) + " of " + all.length + (how ? " (" + how + ")" : "") + ". " + question);
+      clear.hidden = off || seq.length === 0;
+      remember();
+      if (moved) { keepFocus(focused, focused && focused.closest ? focused.closest("li.item") : null); }
     }
 
-    function orderFromSelects() {
-      var all = items();
-      all.sort(function (a, b) { return Number(select(a).value) - Number(select(b).value); });
-      all.forEach(function (el) { list.appendChild(el); });
+    function tap(li) {
+      if (skipped()) { return; }
+      var name = imageName(li);
+      var r = rankOf(li);
+      if (r === null) {
+        var free = lowestFree();
+        if (free === null) { announce("Every rank is taken. Unrank an image first. " + question); return; }
+        setRank(li, free);
+        render();
+        announce(name + " ranked " + free + " of " + total() + ". " + question);
+        return;
+      }
+      setRank(li, null);
+      var after = items().filter(function (other) { return rankOf(other) !== null && rankOf(other) > r; });
+      after.forEach(function (other) { setRank(other, rankOf(other) - 1); });
+      render();
+      announce(name + " unranked" + (after.length ? "; the images ranked after it move up one place" : "") + ". " + question);
     }
+
+    function move(li, delta, how) {
+      if (skipped()) { return; }
+      var name = imageName(li);
+      if (rankOf(li) === null) { announce(name + " is not ranked yet. Rank it first, then move it."); return; }
+      var seq = ranked();
+      var at = seq.indexOf(li);
+      var other = seq[at + delta];
+      if (!other) {
+        announce(name + " is already the " + (delta < 0 ? "first" : "last") + " ranked image, rank " + rankOf(li) + ".");
+        return;
+      }
+      var mine = rankOf(li);
+      setRank(li, rankOf(other));
+      setRank(other, mine);
+      render();
+      announce(name + " moved to rank " + rankOf(li) + " of " + total() + (how ? " (" + how + ")" : "") + ". " + question);
+    }
+
+    function dropOnto(li, target) {
+      if (skipped() || rankOf(target) === null) { return; }
+      var seq = ranked();
+      var values = seq.map(rankOf);
+      var to = seq.indexOf(target);
+      var from = seq.indexOf(li);
+      if (from >= 0) {
+        seq.splice(from, 1);
+      } else {
+        var free = lowestFree();
+        if (free === null) { return; }
+        values.push(free);
+        values.sort(function (a, b) { return a - b; });
+      }
+      seq.splice(to, 0, li);
+      seq.forEach(function (el, i) { setRank(el, values[i]); });
+      render();
+      announce(imageName(li) + " moved to rank " + rankOf(li) + " of " + total() + " (drag). " + question);
+    }
+
+    clear.addEventListener("click", function () {
+      items().forEach(function (li) { setRank(li, null); });
+      render();
+      announce("Ranks cleared for this question. Next tap: rank 1. " + question);
+      var first = list.querySelector("li.item .tap");
+      if (first) { first.focus(); }
+    });
 
     items().forEach(function (li) {
       var name = imageName(li);
       li.tabIndex = 0;
-      li.draggable = true;
       li.setAttribute("aria-describedby", "rank-keys-help");
 
       var badge = document.createElement("span");
@@ -82,11 +211,9 @@
 
       var controls = document.createElement("div");
       controls.className = "controls";
-      var tap = document.createElement("button");
-      tap.type = "button";
-      tap.className = "tap";
-      tap.textContent = "Rank next";
-      tap.setAttribute("aria-label", "Rank " + name + " next");
+      var tapButton = document.createElement("button");
+      tapButton.type = "button";
+      tapButton.className = "tap";
       var up = document.createElement("button");
       up.type = "button";
       up.className = "up";
@@ -97,79 +224,79 @@
       down.className = "down";
       down.textContent = "▼";
       down.setAttribute("aria-label", "Move " + name + " down (worse rank)");
-      controls.appendChild(tap);
+      controls.appendChild(tapButton);
       controls.appendChild(up);
       controls.appendChild(down);
       li.appendChild(controls);
 
-      tap.addEventListener("click", function () {
-        var all = items();
-        if (tapped >= all.length) { tapped = 0; }
-        var at = all.indexOf(li);
-        if (at < tapped) { announce(name + " already has rank " + (at + 1) + "."); return; }
-        var target = tapped;
-        tapped += 1;
-        if (tapped === all.length - 1) { tapped = all.length; }  /* the last image's rank follows */
-        moveTo(li, target, "tap");
-      });
-      up.addEventListener("click", function () { moveTo(li, items().indexOf(li) - 1, ""); up.focus(); });
-      down.addEventListener("click", function () { moveTo(li, items().indexOf(li) + 1, ""); down.focus(); });
+      tapButton.addEventListener("click", function () { tap(li); keepFocus(tapButton, li); });
+      up.addEventListener("click", function () { move(li, -1, ""); keepFocus(up, li); });
+      down.addEventListener("click", function () { move(li, 1, ""); keepFocus(down, li); });
 
       li.addEventListener("keydown", function (ev) {
         if (!ev.altKey || ev.target !== li) { return; }
-        if (ev.key === "ArrowUp" || ev.key === "ArrowLeft") {
-          ev.preventDefault();
-          moveTo(li, items().indexOf(li) - 1, "");
-          li.focus();
-        } else if (ev.key === "ArrowDown" || ev.key === "ArrowRight") {
-          ev.preventDefault();
-          moveTo(li, items().indexOf(li) + 1, "");
-          li.focus();
-        }
+        var delta = 0;
+        if (ev.key === "ArrowUp" || ev.key === "ArrowLeft") { delta = -1; }
+        if (ev.key === "ArrowDown" || ev.key === "ArrowRight") { delta = 1; }
+        if (!delta) { return; }
+        ev.preventDefault();
+        move(li, delta, "");
+        keepFocus(li, null);
       });
 
       select(li).addEventListener("change", function () {
-        var wanted = Number(select(li).value);
-        var all = items();
-        var old = all.indexOf(li) + 1;
-        all.forEach(function (other) {
-          if (other !== li && Number(select(other).value) === wanted) { select(other).value = String(old); }
-        });
-        orderFromSelects();
-        refresh();
-        announce(name + " now has rank " + wanted + ". " + question);
+        var sel = select(li);
+        var wanted = rankOf(li);
+        var old = last.has(sel) ? last.get(sel) : "";
+        var note = "";
+        if (wanted !== null) {
+          var other = holder(wanted, li);
+          if (other) {
+            select(other).value = old;
+            note = old === "" ? "; " + imageName(other) + " is now unranked" : "; " + imageName(other) + " takes rank " + old;
+          }
+        }
+        render();
+        keepFocus(sel, null);
+        announce(wanted === null
+          ? name + " unranked. " + question
+          : name + " now has rank " + wanted + note + ". " + question);
       });
 
       li.addEventListener("dragstart", function (ev) {
+        if (skipped()) { ev.preventDefault(); return; }
         dragged = li;
         li.classList.add("dragging");
         if (ev.dataTransfer) { ev.dataTransfer.effectAllowed = "move"; ev.dataTransfer.setData("text/plain", name); }
       });
       li.addEventListener("dragend", function () { li.classList.remove("dragging"); dragged = null; });
       li.addEventListener("dragover", function (ev) {
-        if (dragged && dragged !== li && dragged.parentNode === list) { ev.preventDefault(); }
+        if (dragged && dragged !== li && dragged.parentNode === list && rankOf(li) !== null) { ev.preventDefault(); }
       });
       li.addEventListener("drop", function (ev) {
         if (!dragged || dragged === li || dragged.parentNode !== list) { return; }
         ev.preventDefault();
-        moveTo(dragged, items().indexOf(li), "drag");
+        dropOnto(dragged, li);
       });
     });
 
-    var skip = fieldset.querySelector(".skip input[type=checkbox]");
-    if (skip) {
-      var toggle = function () {
-        fieldset.classList.toggle("skipped", skip.checked);
-        items().forEach(function (li) { select(li).disabled = skip.checked; });
-      };
-      skip.addEventListener("change", function () {
-        toggle();
-        announce(skip.checked ? "Question skipped: too distressing to judge." : "Question answered again.");
-      });
-      toggle();
+    function applySkip() {
+      fieldset.classList.toggle("skipped", skipped());
+      /* Disabled selects are not submitted: a skipped question sends no ranks. Their values are kept, so
+         unticking the box brings the ranks back. */
+      items().forEach(function (li) { select(li).disabled = skipped(); });
+      render();
     }
-    orderFromSelects();
-    refresh();
+    if (skip) {
+      skip.addEventListener("change", function () {
+        applySkip();
+        announce(skipped()
+          ? "Question skipped: too distressing to judge. " + question
+          : "Question answered again: its ranks can be chosen. " + question);
+      });
+    }
+    applySkip();
+    window.addEventListener("pageshow", render);  /* a page restored from history shows the restored selects */
   }
 
   function zoom() {
@@ -198,15 +325,40 @@
     });
   }
 
+  /* The error summary: focus it so that it is read first, and let its links take focus into the question. */
+  function errorSummary() {
+    var summary = document.getElementById("error-summary");
+    if (!summary) { return; }
+    Array.prototype.forEach.call(summary.querySelectorAll("a[href^='#']"), function (a) {
+      a.addEventListener("click", function (ev) {
+        var target = document.getElementById(a.getAttribute("href").slice(1));
+        if (!target) { return; }
+        ev.preventDefault();
+        var legend = target.querySelector("legend") || target;
+        legend.scrollIntoView({ block: "start" });
+        var control = target.querySelector("select:not([disabled])") || target.querySelector("input, button");
+        var empty = Array.prototype.filter.call(target.querySelectorAll("select:not([disabled])"), function (s) {
+          return s.value === "";
+        })[0];
+        control = empty || control;
+        if (control) { control.focus({ preventScroll: true }); }
+      });
+    });
+    summary.focus();
+  }
+
   var form = document.querySelector("form.ranking");
   if (!form) { return; }
   var help = document.createElement("p");
   help.id = "rank-keys-help";
   help.className = "keys-help";
-  help.textContent = "To reorder with the keyboard, focus an image and press Alt with the up or down arrow.";
-  form.insertBefore(help, form.firstChild.nextSibling);
+  help.textContent = "To rank with the keyboard, press “Rank next” on each image from best to worst. "
+    + "To reorder a ranked image, focus it and press Alt with the up or down arrow.";
+  var firstQuestion = form.querySelector("fieldset.criterion");
+  form.insertBefore(help, firstQuestion || form.firstChild);
   Array.prototype.forEach.call(form.querySelectorAll("fieldset.criterion"), setup);
   zoom();
+  errorSummary();
   form.addEventListener("submit", function () {
     var button = form.querySelector("button.next");
     if (button) { setTimeout(function () { button.disabled = true; }, 0); }

@@ -30,10 +30,40 @@ def on_first_page(make_study):
     return study, w.code, form
 
 
-def valid(form) -> dict[str, str]:
+def as_served(form) -> dict[str, str]:
+    """The form exactly as the page arrived (what a careless bot posts untouched)."""
     data = dict(form.hidden)
-    data.update({name: sel["selected"] for name, sel in form.selects.items()})
+    data.update({name: sel["selected"] or "" for name, sel in form.selects.items()})
     return data
+
+
+def valid(form) -> dict[str, str]:
+    """A complete answer: ranks in the shown order, the marked image of an attention check last."""
+    data = dict(form.hidden)
+    n_items: dict[str, int] = {}
+    for name in form.selects:
+        crit, idx = name.removeprefix("rank-").rsplit("-", 1)
+        n_items[crit] = max(n_items.get(crit, 0), int(idx) + 1)
+    for crit, n in n_items.items():
+        marked = form.marked.get(crit)
+        order = [i for i in range(n) if i != marked] + ([marked] if marked is not None else [])
+        for rank, i in enumerate(order, start=1):
+            data[f"rank-{crit}-{i}"] = str(rank)
+    return data
+
+
+def test_an_untouched_page_is_refused_and_stores_nothing(on_first_page):
+    study, _, form = on_first_page
+    served = as_served(form)
+    ranks = {k: v for k, v in served.items() if k.startswith("rank-")}
+    assert ranks and set(ranks.values()) == {""}  # nothing arrives pre-ranked
+    assert all(sel["options"][0] == "" for sel in form.selects.values())
+    before = counts(study)
+    r = post(study, form.action, served)
+    assert r.status_code == 400 and 'role="alert"' in r.text
+    assert counts(study) == before
+    again = parse(r.text).forms[0]
+    assert {sel["selected"] or "" for sel in again.selects.values()} == {""}  # and it comes back empty, not filled
 
 
 def post(study, url, data):

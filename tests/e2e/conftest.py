@@ -52,11 +52,25 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def live_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStudy]:
     """One server per test module; each test enrols its own participants."""
-    tmp_path = tmp_path_factory.mktemp("live")
+    yield from serve(tmp_path_factory.mktemp("live"), REPO / "study_designs" / "demo.toml")
+
+
+@pytest.fixture(scope="module")
+def live_roomy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStudy]:
+    """The demo design with room for many participants per culture (for modules that enrol more than two each)."""
+    tmp_path = tmp_path_factory.mktemp("live-roomy")
+    text = (REPO / "study_designs" / "demo.toml").read_text()
+    assert "target_rankings_per_page = 2\n" in text
+    design = tmp_path / "demo.toml"
+    design.write_text(text.replace("target_rankings_per_page = 2\n", "target_rankings_per_page = 40\n"))
+    yield from serve(tmp_path, design)
+
+
+def serve(tmp_path: Path, design: Path) -> Iterator[LiveStudy]:
+    """Launch ``design`` as round "demo" from placeholder images and run ``python -m app`` on a free port."""
     settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'study.db'}", media_root=tmp_path / "media", secret_key="e2e-secret"
     )
-    design = REPO / "study_designs" / "demo.toml"
     manifest, _ = write_placeholders(load_design(design), tmp_path / "images", size=192)
     engine = make_engine(settings.database_url)
     create_tables(engine)

@@ -108,16 +108,17 @@ def test_keyboard_only_participant_completes_the_demo(live_demo, browser, tmp_pa
                 tab_to(page, f"{fs} .skip input")
                 page.keyboard.press("Space")
                 continue
-            first = page.locator(f"{fs} li.item").first
-            image_no = int(first.locator("img").get_attribute("alt").split()[-1])
-            tab_to(page, f"{fs} li.item[data-index='{image_no - 1}']")
-            moves = 2 if marked is None else 0
-            if marked is not None:  # the instructed item: move the marked image to the end
-                tab_to(page, f"{fs} li.item[data-index='{marked - 1}']")
-                moves = 3
-            for _ in range(moves):
-                page.keyboard.press("Alt+ArrowDown")
-            assert "moved to rank" in page.inner_text("#rank-status")
+            # nothing is ranked yet: press "Rank next" from best to worst (reverse of the shown order, the image
+            # marked "Rank me last" last), then swap the best two with Alt+ArrowDown
+            n = page.locator(f"{fs} li.item").count()
+            order = [i for i in range(n - 1, -1, -1) if i + 1 != marked] + ([marked - 1] if marked else [])
+            for rank, i in enumerate(order, start=1):
+                tab_to(page, f"{fs} li.item[data-index='{i}'] button.tap")
+                page.keyboard.press("Enter")
+                assert f"ranked {rank} of {n}" in page.inner_text("#rank-status")
+            tab_to(page, f"{fs} li.item[data-index='{order[0]}']")
+            page.keyboard.press("Alt+ArrowDown")
+            assert "moved to rank 2" in page.inner_text("#rank-status")
         ranks = current_ranks(page)
         for crit, by_image in ranks.items():
             assert sorted(by_image.values()) == [1, 2, 3]
@@ -193,20 +194,17 @@ def test_touch_participant_taps_and_drags_at_390px(live_demo, browser, tmp_path)
             marked = marked_image(page, crit)
             items = page.locator(f"{fs} li.item")
             if marked is not None:  # tap the unmarked images first: the marked one is left last
-                for i in range(3):
-                    if i + 1 != marked:
-                        page.locator(f"{fs} li.item[data-index='{i}'] button.tap").tap()
-                        break
-                for i in range(3):
-                    if i + 1 != marked and current_ranks(page)[crit][i + 1] != 1:
-                        page.locator(f"{fs} li.item[data-index='{i}'] button.tap").tap()
-            elif n_page % 2 == 0:  # tap-to-rank: third image best, then the first
-                page.locator(f"{fs} li.item[data-index='2'] button.tap").tap()
-                page.locator(f"{fs} li.item[data-index='0'] button.tap").tap()
+                for i in [i for i in range(3) if i + 1 != marked] + [marked - 1]:
+                    page.locator(f"{fs} li.item[data-index='{i}'] button.tap").tap()
+            elif n_page % 2 == 0:  # tap-to-rank: third image best, then the first, then the second
+                for i in (2, 0, 1):
+                    page.locator(f"{fs} li.item[data-index='{i}'] button.tap").tap()
                 assert current_ranks(page)[crit] == {3: 1, 1: 2, 2: 3}
-            else:  # drag the last image onto the first place
+            else:  # rank in the shown order, then drag the last image onto the first place
+                for i in (0, 1, 2):
+                    page.locator(f"{fs} li.item[data-index='{i}'] button.tap").tap()
                 items.nth(2).drag_to(items.nth(0))
-                assert current_ranks(page)[crit][3] == 1
+                assert current_ranks(page)[crit] == {3: 1, 1: 2, 2: 3}
                 assert "drag" in page.inner_text("#rank-status")
         ranks = current_ranks(page)
         for crit, by_image in ranks.items():
@@ -240,11 +238,22 @@ def test_without_javascript_the_plain_form_works(live_demo, browser, tmp_path):
     page.click("button[type=submit]")
     page.wait_for_selector("form.ranking")
     assert page.query_selector(".rank-badge") is None  # no enhancement without JavaScript
-    crit = criteria_on(page)[0]
-    page.select_option(f"select[name=rank-{crit}-0]", "2")  # a duplicate rank: the server explains
+    crits = criteria_on(page)
+    for crit in crits:  # every rank starts empty and must be chosen
+        for i, rank in enumerate((3, 1, 2)):
+            page.select_option(f"select[name=rank-{crit}-{i}]", str(rank))
+    marked = {c: m for c in crits if (m := marked_image(page, c)) is not None}
+    for crit, m in marked.items():  # the attention check: the marked image last
+        other = next(i for i in range(3) if page.input_value(f"select[name=rank-{crit}-{i}]") == "3")
+        page.select_option(f"select[name=rank-{crit}-{other}]", page.input_value(f"select[name=rank-{crit}-{m - 1}]"))
+        page.select_option(f"select[name=rank-{crit}-{m - 1}]", "3")
+    crit = crits[0]
+    mine, keep = page.input_value(f"select[name=rank-{crit}-0]"), page.input_value(f"select[name=rank-{crit}-1]")
+    page.select_option(f"select[name=rank-{crit}-0]", keep)  # a duplicate rank: the server explains
     page.click("button.next")
     assert "exactly once" in page.inner_text(".error")
-    page.select_option(f"select[name=rank-{crit}-1]", "1")
+    assert page.input_value(f"select[name=rank-{crit}-0]") == keep  # the choices are kept
+    page.select_option(f"select[name=rank-{crit}-0]", mine)
     page.click("button.next")
     assert page.inner_text(".progress").startswith("Page 2 of")
     page.screenshot(path=tmp_path / "no-js.png", full_page=True)
