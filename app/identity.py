@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 _ID = re.compile(r"[A-Za-z0-9_\-]{1,64}", re.ASCII)  # always used with fullmatch: no trailing newline slips through
@@ -76,6 +76,21 @@ def identity_key(entry: PlatformEntry) -> str:
     if entry.participant_id is None:
         raise ValueError("an entry without platform ids has no identity")
     return entry.participant_id
+
+
+def identities_of(platform: str, participant_id: str, raws: Iterable[Mapping[str, str]]) -> list[str]:
+    """Identity keys a person with ``participant_id`` may have, given the stored ``platform_raw`` of a round's
+    participants (for data requests, where the person gives only their platform id): one per study (STUDY_ID, or
+    MTurk hitId/assignmentId) seen in the round, plus the bare id of entries built without a study."""
+    seconds: set[str] = set()
+    for raw in raws:
+        if platform == "prolific" and raw.get("PROLIFIC_PID") == participant_id and raw.get("STUDY_ID"):
+            seconds.add(raw["STUDY_ID"])
+        elif platform == "mturk" and raw.get("workerId") == participant_id:
+            second = raw.get("hitId") or raw.get("assignmentId")
+            if second:
+                seconds.add(second)
+    return [participant_id] + ["\x1f".join((participant_id, s)) for s in sorted(seconds)]
 
 
 def _mac(secret: str, *parts: str) -> str:

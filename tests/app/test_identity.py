@@ -101,3 +101,18 @@ def test_resume_and_separation_through_the_entry_route(make_study):
         raws = sorted(p.platform_raw["SESSION_ID"] for p in s.exec(select(Participant)).all())
         pseudonyms = {p.pseudonym for p in s.exec(select(Participant)).all()}
     assert raws == ["sess01", "sess01"] and len(pseudonyms) == 2
+
+
+def test_data_request_candidates_cover_every_study_of_the_person():
+    from app.identity import identities_of
+
+    raws = [
+        {"PROLIFIC_PID": "P1", "STUDY_ID": "s2", "SESSION_ID": "x"},
+        {"PROLIFIC_PID": "P1", "STUDY_ID": "s1"},
+        {"PROLIFIC_PID": "P2", "STUDY_ID": "s3"},
+        {"workerId": "P1", "hitId": "H"},
+    ]
+    keys = identities_of("prolific", "P1", raws)
+    assert keys == ["P1", "P1\x1fs1", "P1\x1fs2"]
+    assert identity_key(parse_entry({"PROLIFIC_PID": "P1", "STUDY_ID": "s2"})) in keys
+    assert identities_of("mturk", "P1", raws) == ["P1", "P1\x1fH"]
