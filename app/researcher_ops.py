@@ -120,6 +120,7 @@ def launch(session: Session, req: LaunchRequest, *, settings: Settings, actor: s
                 now=console_data.aware_utc(now),
                 actor=actor,
                 images_dir=images_dir,
+                max_pixels=settings.image_max_pixels,
             )
         except LaunchError as err:
             raise LaunchProblems(named(err.problems)) from None

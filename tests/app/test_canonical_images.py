@@ -254,3 +254,18 @@ def test_launch_names_every_bad_image_and_stores_nothing(tmp_path):
     assert not any((tmp_path / "media" / "r1").glob("*.png"))
     with pytest.raises(LaunchError, match="over the limit of 100"):
         do_launch(tmp_path, manifest, round_id="r2", max_pixels=100)
+
+
+def test_cli_launch_reads_the_pixel_limit_from_the_environment(tmp_path, monkeypatch, capsys):
+    from app import rounds
+
+    manifest, _ = write_placeholders(load_design(DESIGN), tmp_path / "img", size=24)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("MEDIA_ROOT", str(tmp_path / "media"))
+    monkeypatch.setenv("SECRET_KEY", "x")
+    monkeypatch.setenv("IMAGE_MAX_PIXELS", "500")  # 24×24 = 576
+    args = ["launch", "--design", str(DESIGN), "--manifest", str(manifest), "--round", "small"]
+    assert rounds.main(args) != 0
+    assert "576 pixels is over the limit of 500 pixels" in capsys.readouterr().err
+    monkeypatch.setenv("IMAGE_MAX_PIXELS", "576")
+    assert rounds.main(args) == 0
