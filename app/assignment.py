@@ -5,9 +5,13 @@ result depends only on the arguments (same arguments and seed → same plan).
 
 - Pages: the least-covered pages of the participant's culture first (coverage = submitted rankings plus live
   leases), ties broken by a seeded shuffle; pages already at ``target`` are not handed out.
-- Image order: row ``(latin_base + i) mod K`` of a cyclic Latin square over the models for the participant's
-  i-th regular page, where ``latin_base`` counts the culture's earlier regular slots, so every model is shown
-  equally often (±1) in every position within a culture. ``"shuffle"`` draws a seeded random order instead.
+- Image order (``"latin"``): the culture's regular slots, counted by ``latin_base``, fall into blocks of K;
+  block ``b`` is a random Latin square of its own, built row by row (each row drawn uniformly among the orders
+  that share no (model, position) with the block's earlier rows), seeded from ``order_seed`` and ``b`` only. So
+  every model is shown equally often (±1) in every position within a culture at every moment, yet no fixed row
+  sequence, cyclic structure or design-order row exists: two pages in different blocks are independent, and two
+  pages in the same block share nothing but the fact that balance forces (never the same model in the same
+  position). ``"shuffle"`` draws a seeded random order instead (no balance).
 - Criteria: design order (``fixed``) or rotated by the participant's index within the culture (``counterbalanced``).
 - Attention checks: an instructed item — one clearly marked image must be ranked last on one stated criterion.
 - Repeat pages: an earlier regular page shown again later with a different image order (test–retest).
@@ -15,7 +19,10 @@ result depends only on the arguments (same arguments and seed → same plan).
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import hmac
+import itertools
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -49,12 +56,96 @@ class PlanRequest:
     attention_checks: int = 0
     repeat_pages: int = 0
     check_criteria: tuple[str, ...] = ()
+    # the culture's order seed (same for every participant of one round and culture; keep it secret, e.g.
+    # :func:`culture_order_seed`); empty: derived from the models and the culture's pages
+    order_seed: str = ""
 
 
 def rng_for(*parts: object) -> random.Random:
     """A generator seeded from a stable hash of ``parts`` (independent of PYTHONHASHSEED)."""
     digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
     return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def culture_order_seed(secret: str, design_seed: object, round_id: str, culture: str) -> str:
+    """The order seed of one culture of one round: keyed, so orders cannot be recomputed from the public design."""
+    return hmac.new(
+        secret.encode(), f"order\x1f{design_seed}\x1f{round_id}\x1f{culture}".encode(), "sha256"
+    ).hexdigest()
+
+
+@functools.cache
+def _perms(k: int) -> tuple[tuple[int, ...], ...]:
+    return tuple(itertools.permutations(range(k)))
+
+
+def _matchings(allowed: list[list[bool]], rng: random.Random) -> tuple[int, ...]:
+    """A random perfect matching position → model index in the bipartite graph ``allowed``.
+
+    Uniform over all matchings for K ≤ 6 (enumerated); a randomised depth-first search above that. The graph is
+    always regular (a Latin rectangle's complement), so a matching exists (König).
+    """
+    k = len(allowed)
+    if k <= 6:
+        options = [perm for perm in _perms(k) if all(allowed[p][m] for p, m in enumerate(perm))]
+        return options[rng.randrange(len(options))]
+    order: list[int] = []
+    used = [False] * k
+
+    def dfs(p: int) -> bool:
+        if p == k:
+            return True
+        cands = [m for m in range(k) if allowed[p][m] and not used[m]]
+        rng.shuffle(cands)
+        for m in cands:
+            used[m] = True
+            order.append(m)
+            if dfs(p + 1):
+                return True
+            used[m] = False
+            order.pop()
+        return False
+
+    if not dfs(0):  # pragma: no cover - impossible for a regular bipartite graph
+        raise RuntimeError("no balanced order exists")
+    return tuple(order)
+
+
+def block_rows(models: Sequence[str], order_seed: str, block: int, n_rows: int) -> list[tuple[str, ...]]:
+    """The first ``n_rows`` rows of block ``block``'s random Latin square (depends on the seed and block only)."""
+    k = len(models)
+    rng = rng_for(order_seed, "block", block)
+    allowed = [[True] * k for _ in range(k)]
+    rows: list[tuple[str, ...]] = []
+    for _ in range(min(n_rows, k)):
+        perm = _matchings(allowed, rng)
+        for p, m in enumerate(perm):
+            allowed[p][m] = False
+        rows.append(tuple(models[m] for m in perm))
+    return rows
+
+
+def balanced_orders(models: Sequence[str], order_seed: str, first: int, count: int) -> list[tuple[str, ...]]:
+    """Image orders of the culture's regular slots ``first … first+count-1``: slot n is row ``n % K`` of block
+    ``n // K``'s square."""
+    k = len(models)
+    blocks: dict[int, list[tuple[str, ...]]] = {}
+    out = []
+    for n in range(first, first + count):
+        b = n // k
+        if b not in blocks:
+            blocks[b] = block_rows(models, order_seed, b, k)
+        out.append(blocks[b][n % k])
+    return out
+
+
+def different_order(order: Sequence[str], rng: random.Random) -> tuple[str, ...]:
+    """A random order with every model in another position than in ``order`` (a derangement); K = 1: the same."""
+    k = len(order)
+    if k < 2:
+        return tuple(order)
+    allowed = [[m != p for m in range(k)] for p in range(k)]
+    return tuple(order[m] for m in _matchings(allowed, rng))
 
 
 def latin_row(models: Sequence[str], row: int) -> tuple[str, ...]:
@@ -97,11 +188,15 @@ def plan(req: PlanRequest) -> list[SlotPlan]:
     crit = criteria_for(req.criteria, req.criteria_mode, req.participant_index)
     k = len(req.models)
     order_rng = rng_for(req.seed, "order")
+    order_seed = req.order_seed or "\x1f".join(("derived", *req.models, *sorted(req.culture_pages)))
+    balanced = (
+        balanced_orders(req.models, order_seed, req.latin_base, len(pages)) if req.position_balance == "latin" else []
+    )
     regular: list[SlotPlan] = []
     for i, page in enumerate(pages):
         if req.position_balance == "latin":
-            row = (req.latin_base + i) % k
-            order = latin_row(req.models, row)
+            row = (req.latin_base + i) % k  # the row within the slot's block (the block's square is random)
+            order = balanced[i]
         else:
             row = None
             shuffled = list(req.models)
@@ -135,8 +230,7 @@ def plan(req: PlanRequest) -> list[SlotPlan]:
     n_repeat = min(req.repeat_pages, len(regular))
     first_half = regular[: max(1, len(regular) // 2)]
     for source in repeat_rng.sample(first_half, min(n_repeat, len(first_half))):
-        row = ((source.latin_row or 0) + 1 + k // 2) % k if k > 1 else 0
-        order = latin_row(req.models, row) if source.latin_row is not None else tuple(reversed(source.model_order))
+        order = different_order(source.model_order, repeat_rng)
         repeats.append(SlotPlan(0, source.page_id, "repeat", order, crit))
 
     sequence: list[SlotPlan] = list(regular)

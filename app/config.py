@@ -23,6 +23,18 @@ class Settings(BaseSettings):
     port: int = 8000
     max_body_bytes: int = 64_000
     db_pool_size: int = 10
+    enrol_rate_per_client: int = Field(
+        default=10, ge=0, description="Enrolments a minute from one client address in one round (0: no limit)."
+    )
+    enrol_burst_per_client: int = Field(default=10, ge=1, description="Enrolments one address may make at once.")
+    enrol_rate_per_round: int = Field(
+        default=120, ge=0, description="Enrolments a minute in one round from all addresses together (0: no limit)."
+    )
+    enrol_burst_per_round: int = Field(default=120, ge=1, description="Enrolments one round takes at once.")
+    enrol_rate_max_keys: int = Field(
+        default=50_000, ge=1, description="Client buckets kept in memory; the least recently used go first."
+    )
+    image_max_pixels: int = Field(default=4096 * 4096, ge=1, description="Largest image (width × height) at launch.")
 
     @model_validator(mode="after")
     def _stable_secret(self) -> Settings:

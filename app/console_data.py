@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from app import monitor, participant_table
 from app.flow import exclusion_threshold
+from app.identity import identities_of, pseudonym
 from app.models import Assignment, AuditLog, Participant, Ranking, RankingSkip, Round, RoundPage
 from app.snapshots import round_design
 from study_designs.schema import Design
@@ -189,3 +190,16 @@ def find_participant(session: Session, *, round_id: str, pseudonym: str) -> Part
     return session.exec(
         select(Participant).where(Participant.round_id == round_id, Participant.pseudonym == pseudonym)
     ).first()
+
+
+def find_by_platform_id(session: Session, *, round_id: str, platform: str, pid: str, secret: str) -> Participant | None:
+    """The participant a person with platform id ``pid`` is in this round (for data requests), trying each study
+    (STUDY_ID, hitId) the round has seen, since the identity is the (id, study) pair."""
+    raws = session.exec(
+        select(Participant.platform_raw).where(Participant.round_id == round_id, Participant.platform == platform)
+    ).all()
+    for key in identities_of(platform, pid, raws):
+        found = find_participant(session, round_id=round_id, pseudonym=pseudonym(secret, round_id, platform, key))
+        if found is not None:
+            return found
+    return None

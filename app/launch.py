@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import os
 import re
 import secrets
 import tomllib
@@ -16,7 +18,7 @@ from sqlmodel import Session
 from tqdm import tqdm
 
 from app.db import write
-from app.images import ImageError, blinded_png
+from app.images import DEFAULT_MAX_PIXELS, ImageError, canonical_png, page_size_problems
 from app.models import AuditLog, Round, RoundImage, RoundPage
 from study_designs.schema import Design, DesignError, page_id, parse_design
 
@@ -159,6 +161,53 @@ def validate_manifest(design: Design, entries: list[dict], base: Path, *, check_
     return problems
 
 
+def _store_images(
+    entries: list[dict], base: Path, folder: Path, round_id: str, now: datetime, max_pixels: int
+) -> tuple[list[RoundImage], list[str]]:
+    """Canonical copies of every image under random tokens, and every problem (named by manifest line and file).
+
+    Images are stored in an order drawn afresh for each launch (a keyed hash with a random key), not in manifest
+    order, so row ids and file times say nothing about the model; every file gets the launch time as its mtime.
+    """
+    key = secrets.token_bytes(16)
+    shuffled = sorted(entries, key=lambda e: hmac.new(key, str(e["image_id"]).encode(), "sha256").digest())
+    rows: list[RoundImage] = []
+    problems: list[str] = []
+    sizes: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
+    stamp = now.timestamp()
+    for e in tqdm(shuffled, desc=f"storing round {round_id}", unit="img", disable=len(entries) < 200):
+        where = f"line {e['_line']} (image {e['image_id']}, file {e['file']})"
+        try:
+            data, width, height = canonical_png((base / e["file"]).read_bytes(), max_pixels=max_pixels)
+        except ImageError as err:
+            problems.append(f"{where}: {err}")
+            continue
+        pid = page_id(e["prompt_id"], e["seed"])
+        sizes[pid].append((str(e["file"]), width, height))
+        token = secrets.token_urlsafe(18)
+        path = folder / f"{token}.png"
+        path.write_bytes(data)
+        os.utime(path, (stamp, stamp))
+        rows.append(
+            RoundImage(
+                round_id=round_id,
+                image_id=str(e["image_id"]),
+                token=token,
+                model_id=e["model_id"],
+                culture=e["culture"],
+                prompt_id=e["prompt_id"],
+                seed=e["seed"],
+                page_id=pid,
+                sha256=e["sha256"],
+                path=f"{round_id}/{token}.png",
+                width=width,
+                height=height,
+            )
+        )
+    problems.sort(key=lambda p: int(p.split()[1]))  # manifest order, whatever order the images were read in
+    return rows, problems + page_size_problems(sizes)
+
+
 def launch_round(
     session: Session,
     *,
@@ -170,10 +219,13 @@ def launch_round(
     reuse: bool = False,
     actor: str = "cli",
     images_dir: Path | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> LaunchResult:
     """Validate and create round ``round_id`` from files. With ``reuse``, an identical existing round is left as it is.
 
-    Image ``file`` paths are relative to ``images_dir`` (default: the manifest's folder).
+    Image ``file`` paths are relative to ``images_dir`` (default: the manifest's folder). Every image is
+    re-encoded into the canonical PNG form; images over ``max_pixels``, undecodable ones and pages whose images
+    differ in pixel size are refused, each named.
     """
     inp = LaunchInput(
         round_id=round_id,
@@ -183,11 +235,18 @@ def launch_round(
         manifest_name=str(manifest_path),
         images_dir=images_dir if images_dir is not None else manifest_path.parent,
     )
-    return launch(session, inp, media_root=media_root, now=now, reuse=reuse, actor=actor)
+    return launch(session, inp, media_root=media_root, now=now, reuse=reuse, actor=actor, max_pixels=max_pixels)
 
 
 def launch(
-    session: Session, inp: LaunchInput, *, media_root: Path, now: datetime, reuse: bool = False, actor: str = "cli"
+    session: Session,
+    inp: LaunchInput,
+    *,
+    media_root: Path,
+    now: datetime,
+    reuse: bool = False,
+    actor: str = "cli",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> LaunchResult:
     """Validate and create a round from in-memory design and manifest bytes: the one launch path (CLI and console)."""
     round_id, base = inp.round_id, inp.images_dir
@@ -223,30 +282,11 @@ def launch(
 
     folder = media_root / round_id
     folder.mkdir(parents=True, exist_ok=True)
-    rows: list[RoundImage] = []
-    for e in tqdm(entries, desc=f"storing round {round_id}", unit="img", disable=len(entries) < 200):
-        token = secrets.token_urlsafe(18)
-        try:
-            data, width, height = blinded_png((base / e["file"]).read_bytes())
-        except ImageError as err:
-            raise LaunchError([f"line {e['_line']} (image {e['image_id']}): {err}"]) from None
-        (folder / f"{token}.png").write_bytes(data)
-        rows.append(
-            RoundImage(
-                round_id=round_id,
-                image_id=str(e["image_id"]),
-                token=token,
-                model_id=e["model_id"],
-                culture=e["culture"],
-                prompt_id=e["prompt_id"],
-                seed=e["seed"],
-                page_id=page_id(e["prompt_id"], e["seed"]),
-                sha256=e["sha256"],
-                path=f"{round_id}/{token}.png",
-                width=width,
-                height=height,
-            )
-        )
+    rows, problems = _store_images(entries, base, folder, round_id, now, max_pixels)
+    if problems:
+        for r in rows:
+            (media_root / r.path).unlink(missing_ok=True)
+        raise LaunchError(problems)
     clean = [{k: v for k, v in e.items() if k != "_line"} for e in entries]
     with write(session):
         session.add(

@@ -88,7 +88,14 @@ def launch(session: Session, req: LaunchRequest, *, settings: Settings, actor: s
     if problems:
         raise LaunchProblems(problems + content_problems(inp))
     try:
-        launch_round(session, inp, media_root=settings.media_root, now=console_data.aware_utc(now), actor=actor)
+        launch_round(
+            session,
+            inp,
+            media_root=settings.media_root,
+            now=console_data.aware_utc(now),
+            actor=actor,
+            max_pixels=settings.image_max_pixels,
+        )
     except LaunchError as err:
         raise LaunchProblems(err.problems) from None
     rnd = session.get(Round, req.round_id)

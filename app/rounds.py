@@ -24,6 +24,7 @@ def cmd_launch(args: argparse.Namespace, settings: Settings) -> int:
                 media_root=settings.media_root,
                 now=utcnow(),
                 reuse=args.reuse,
+                max_pixels=settings.image_max_pixels,
             )
         except LaunchError as err:
             print(f"cannot launch round {args.round!r}: {len(err.problems)} problem(s)", file=sys.stderr)

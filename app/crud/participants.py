@@ -33,7 +33,7 @@ from app.flow.machine import (
     Submit,
 )
 from app.flow.views import View, page_view, step_view
-from app.identity import PlatformEntry, platform_key, pseudonym
+from app.identity import PlatformEntry, identity_key, platform_key, pseudonym
 from app.models import Assignment, Participant, Ranking, RankingSkip
 
 
@@ -56,12 +56,12 @@ def find_participant(session: Session, *, round_id: str, entry: PlatformEntry, s
     """The participant who entered this round before with the same platform id, if any."""
     if entry.participant_id is None:
         return None
-    return _by_key(session, round_id, platform_key(secret, round_id, entry.platform, entry.participant_id))
+    return _by_key(session, round_id, platform_key(secret, round_id, entry.platform, identity_key(entry)))
 
 
 def enter(session: Session, *, round_id: str, entry: PlatformEntry, secret: str, now: datetime) -> Participant:
     """Find the participant with this platform id in the round, or enrol a new one (random id for ``none``)."""
-    pid = entry.participant_id or secrets.token_hex(16)
+    pid = identity_key(entry) if entry.participant_id is not None else secrets.token_hex(16)
     key = platform_key(secret, round_id, entry.platform, pid)
     if entry.participant_id is not None:
         found = _by_key(session, round_id, key)

@@ -15,7 +15,6 @@ from sqlmodel import Session
 from app import console_data, crud, researcher_ops
 from app.clock import Clock
 from app.deps import ClockDep, SessionDep, TemplatesDep
-from app.identity import pseudonym
 from app.models import Round
 from app.recruitment import recruitment_info
 from app.security import (
@@ -193,8 +192,8 @@ def lookup_participant(
     pid = platform_id.strip()
     found = None
     if pid:
-        name = pseudonym(request.app.state.settings.secret_key, rnd.id, platform, pid)
-        found = console_data.find_participant(session, round_id=rnd.id, pseudonym=name)
+        secret = request.app.state.settings.secret_key
+        found = console_data.find_by_platform_id(session, round_id=rnd.id, platform=platform, pid=pid, secret=secret)
     lookup = {"platform": platform, "found": found.pseudonym if found else None}
     return _participants_page(request, rnd, who, session, clock, templates, lookup)
 

@@ -17,12 +17,12 @@ from app.models import RoundImage
 from study_designs.schema import load_design
 
 
-def png_with_text(text: str) -> bytes:
+def png_with_text(text: str, size: int = 8) -> bytes:
     info = PngImagePlugin.PngInfo()
     info.add_text("parameters", text)
     info.add_itxt("Comment", text)
     buf = io.BytesIO()
-    Image.new("RGB", (8, 8), (1, 2, 3)).save(buf, format="PNG", pnginfo=info)
+    Image.new("RGB", (size, size), (1, 2, 3)).save(buf, format="PNG", pnginfo=info)
     return buf.getvalue()
 
 
@@ -83,7 +83,7 @@ def test_stripped_copy_is_what_gets_served(make_study, monkeypatch):
     design = study.design_path
     entries = [json.loads(line) for line in study.manifest.read_text().splitlines()]
     target = src / entries[0]["file"]
-    target.write_bytes(png_with_text("scoft_mpc secret"))
+    target.write_bytes(png_with_text("scoft_mpc secret", size=24))  # a page's images must share one size
     entries[0]["sha256"] = hashlib.sha256(target.read_bytes()).hexdigest()
     (src / "manifest2.jsonl").write_text("\n".join(json.dumps(e) for e in entries) + "\n")
     monkeypatch.setenv("DATABASE_URL", study.settings.database_url)
