@@ -170,7 +170,9 @@ async def domain_error_handler(request: Request, exc: Exception) -> Response:
     templates = request.app.state.templates
     view = getattr(exc, "view", None)
     if view is not None:
-        return templates.TemplateResponse(request, view.template, view.context, status_code=status, headers=headers)
+        from app.routes.participant import render  # the participant pages' renderer (language included)
+
+        return render(templates, request, view, status)
     code = request.path_params.get("code")
     link = f"/p/{code}" if code and not isinstance(exc, NotFound | Closed) else None
     context = {"heading": exc.heading, "paragraphs": [exc.message], "link": link, "link_text": "Continue where you are"}

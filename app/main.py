@@ -10,6 +10,8 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from app import i18n
+
 from app.clock import Clock, utcnow
 from app.config import Settings
 from app.db import create_tables, make_engine
@@ -34,6 +36,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.engine = engine
     app.state.clock = clock or utcnow
     app.state.templates = Jinja2Templates(directory=str(PACKAGE_DIR / "templates"))
+    app.state.templates.env.globals.update(i18n.english())
     app.mount("/static", StaticFiles(directory=str(PACKAGE_DIR / "static")), name="static")
 
     from app.routes import api, participant, researcher

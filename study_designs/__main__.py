@@ -23,6 +23,14 @@ def main(argv: list[str] | None = None) -> int:
             status = 1
             continue
         print(design.summary())
+        regular, checks, repeats = design.pages_served()
+        print(
+            f"  served per participant: {regular + checks + repeats} pages ({checks} attention checks,"
+            f" {repeats} repeats), about {design.expected_minutes()} minutes"
+        )
+        print(f"  languages: {', '.join(design.languages)}")
+        for gap in design.missing_translations():
+            print(f"  missing translation {gap}")
     return status
 
 

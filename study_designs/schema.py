@@ -18,6 +18,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from study_designs import translations as _tr
+from study_designs.translations import LanguageTag, Translation
+
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_\-]*$", max_length=64)]
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -104,6 +107,9 @@ class Quality(_Frozen):
     exclude_after_failed_checks: int = Field(
         default=2, ge=1, description="Crowd-platform policy: never exclude on a single failure."
     )
+    seconds_per_judgment: float = Field(
+        default=15.0, gt=0, description="Expected time to rank one criterion of one page; sets the time estimate."
+    )
 
 
 class Recruitment(_Frozen):
@@ -144,6 +150,8 @@ class Design(_Frozen):
     quality: Quality = Quality()
     recruitment: Recruitment
     consent: Consent
+    languages: list[LanguageTag] = Field(default=["en"], min_length=1, description="First: the design's own.")
+    translations: dict[str, Translation] = {}
 
     @model_validator(mode="after")
     def _consistent(self) -> Design:
@@ -158,6 +166,8 @@ class Design(_Frozen):
         for c in self.cultures:
             if not any(p.culture == c.id for p in self.prompts):
                 problems.append(f"cultures: {c.id!r} has no prompts")
+        problems += [f"languages: {lang!r} appears {n} times" for lang, n in Counter(self.languages).items() if n > 1]
+        problems += _tr.problems(self)
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -173,6 +183,31 @@ class Design(_Frozen):
             if culture is None or p.culture == culture
             for s in p.seeds
         ]
+
+    def localized(self, lang: str) -> Design:
+        """This design with ``lang``'s translated participant-facing text (see ``study_designs.translations``)."""
+        return _tr.localize(self, lang)
+
+    def missing_translations(self) -> list[str]:
+        return _tr.missing(self)
+
+    def pages_served(self, culture: str | None = None) -> tuple[int, int, int]:
+        """(regular, attention-check, repeat) pages one participant of ``culture`` is shown, as the assignment plans.
+
+        Without a culture, the most any culture's participant is shown (the estimate before the culture is known).
+        """
+        if culture is None:
+            return max((self.pages_served(c.id) for c in self.cultures), key=sum)
+        regular = min(self.assignment.pages_per_participant, len(self.pages(culture)))
+        repeats = min(self.quality.repeat_pages, max(1, regular // 2)) if regular else 0
+        return regular, self.quality.attention_checks, repeats
+
+    def expected_minutes(self, culture: str | None = None) -> int:
+        """Expected duration in whole minutes, rounded up: every judgment (regular and repeat pages ask each
+        criterion, an attention-check page one) times the design's seconds per judgment."""
+        regular, checks, repeats = self.pages_served(culture)
+        judgments = (regular + repeats) * len(self.criteria) + checks
+        return max(1, math.ceil(judgments * self.quality.seconds_per_judgment / 60))
 
     def participants_needed(self, culture: str) -> int:
         """Participants of ``culture`` needed so every page reaches its target number of rankings."""

@@ -33,6 +33,7 @@ from app.flow.machine import (
     Submit,
 )
 from app.flow.views import View, page_view, step_view
+from app.i18n import choose as choose_language
 from app.identity import PlatformEntry, identity_key, platform_key, pseudonym
 from app.models import Assignment, Participant, Ranking, RankingSkip
 
@@ -221,8 +222,11 @@ def submit_page(
     token: str,
     form: Mapping[str, Sequence[str]],
     now: datetime,
+    wanted: Sequence[str] = (),
 ) -> Stored | Replayed:
-    """Validate and store one page. An identical retry is a no-op; a different resubmission is a conflict."""
+    """Validate and store one page. An identical retry is a no-op; a different resubmission is a conflict.
+
+    A fixable page comes back in the first of the ``wanted`` languages the design offers."""
     with write(session):
         loaded = load(session, code, lock=True)
         try:
@@ -235,7 +239,7 @@ def submit_page(
             view = page_view(
                 slot,
                 images,
-                design=loaded.design,
+                design=loaded.design.localized(choose_language(loaded.design.languages, wanted)),
                 person=loaded.person,
                 state=loaded.state,
                 error=err.message,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +11,7 @@ from markdown_it import MarkdownIt
 
 from app.flow.machine import Slot, State, Step
 from app.flow.status import INELIGIBLE_NO_PAGES
+from app.i18n import N_
 from study_designs.schema import Design
 
 
@@ -38,22 +40,45 @@ class ImageInfo:
     height: int | None = None
 
 
-def message(heading: str, *paragraphs: str, link: str | None = None, link_text: str | None = None) -> View:
+def minutes(judgments: int, design: Design) -> int:
+    """Expected minutes for ``judgments`` rankings (one criterion of one page each), rounded up."""
+    return max(1, math.ceil(judgments * design.quality.seconds_per_judgment / 60))
+
+
+def message(
+    heading: str,
+    *paragraphs: str,
+    link: str | None = None,
+    link_text: str | None = None,
+    languages: Sequence[str] = ("en",),
+) -> View:
+    """A page of text; the template translates each piece the catalogs know (see ``app.i18n.N_``)."""
     return View(
         "participant/message.html",
-        {"heading": heading, "paragraphs": paragraphs, "link": link, "link_text": link_text},
+        {
+            "heading": heading,
+            "paragraphs": paragraphs,
+            "link": link,
+            "link_text": link_text,
+            "design_languages": list(languages),
+        },
     )
 
 
 def step_view(step: Step, *, design: Design, person: Person, state: State, error: str | None = None) -> View:
     """The view of every step but the ranking page (see ``page_view``)."""
-    common = {"code": person.code, "title": design.title, "error": error}
+    common = {"code": person.code, "title": design.title, "error": error, "design_languages": design.languages}
     if step.name == "consent":
         md = MarkdownIt("commonmark", {"html": False})
         return View(
             "participant/consent.html",
             common
-            | {"consent_html": md.render(design.consent.text), "content_warning": design.consent.content_warning},
+            | {
+                "consent_html": md.render(design.consent.text),
+                "content_warning": design.consent.content_warning,
+                "n_pages": sum(design.pages_served()),
+                "minutes": design.expected_minutes(),
+            },
         )
     if step.name == "profile":
         return View("participant/profile.html", common | {"cultures": design.cultures})
@@ -63,6 +88,10 @@ def step_view(step: Step, *, design: Design, person: Person, state: State, error
             common
             | {
                 "n_pages": len(state.slots),
+                "n_checks": sum(s.kind == "attention" for s in state.slots),
+                "n_repeats": sum(s.kind == "repeat" for s in state.slots),
+                "n_criteria": len(design.criteria),
+                "minutes": minutes(sum(len(s.criteria_order) for s in state.slots), design),
                 "n_items": len(design.models),
                 "can_skip": any(c.allow_skip for c in design.criteria),
             },
@@ -75,16 +104,19 @@ def step_view(step: Step, *, design: Design, person: Person, state: State, error
         )
     if step.name == "ineligible":
         if person.exclusion_reason == INELIGIBLE_NO_PAGES:
-            text = "Every page for your culture already has enough answers, so there is nothing left to rank."
+            text = N_("Every page for your culture already has enough answers, so there is nothing left to rank.")
         else:
-            text = "This study is looking for people who identify with one of the listed cultures."
+            text = N_("This study is looking for people who identify with one of the listed cultures.")
         return message(
-            "Thank you for your interest",
+            N_("Thank you for your interest"),
             text,
-            "You do not need to do anything else. If you came from a recruitment platform, please "
-            "return the study there without a completion code; you will not be penalised.",
+            N_(
+                "You do not need to do anything else. If you came from a recruitment platform, please "
+                "return the study there without a completion code; you will not be penalised."
+            ),
+            languages=design.languages,
         )
-    return message("This session has ended", "Thank you for your time.")
+    return message(N_("This session has ended"), N_("Thank you for your time."), languages=design.languages)
 
 
 def page_view(
@@ -129,6 +161,7 @@ def page_view(
         {
             "code": person.code,
             "title": design.title,
+            "design_languages": design.languages,
             "position": slot.position,
             "token": slot.token,
             "criteria": criteria,

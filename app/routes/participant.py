@@ -14,7 +14,9 @@ from fastapi.templating import Jinja2Templates
 from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
-from app import crud
+from dataclasses import replace
+
+from app import crud, i18n
 from app.deps import ClockDep, CurrentParticipant, CurrentRound, SessionDep, SettingsDep, TemplatesDep
 from app.flow import InvalidInput
 from app.flow.views import View, message
@@ -83,11 +85,24 @@ def _with_cookie(resp: Response, name: str, code: str) -> Response:
 def show(
     current: CurrentParticipant, request: Request, session: SessionDep, templates: TemplatesDep, clock: ClockDep
 ) -> HTMLResponse:
-    return render(templates, request, crud.show(session, current, now=clock()))
+    lang = i18n.choose(current.design.languages, wanted(request))
+    current = replace(current, design=current.design.localized(lang))
+    response = render(templates, request, crud.show(session, current, now=clock()))
+    if request.query_params.get(i18n.QUERY) == lang:  # the switcher: keep the choice for the pages that follow
+        response.set_cookie(i18n.COOKIE, lang, max_age=60 * 60 * 24 * 30, httponly=True, samesite="lax", path="/p/")
+    return response
+
+
+def wanted(request: Request) -> list[str]:
+    return i18n.preferences(request.query_params, request.cookies, request.headers.get("accept-language"))
 
 
 def render(templates: Jinja2Templates, request: Request, view: View, status: int = 200) -> HTMLResponse:
-    return templates.TemplateResponse(request, view.template, view.context, status_code=status, headers=NO_STORE)
+    """A view in the participant's language: among the design's languages when the view names them."""
+    available = view.context.get("design_languages") or ["en"]
+    lang = i18n.choose(available, wanted(request))
+    context = view.context | i18n.template_context(lang, available, request.url.path)
+    return templates.TemplateResponse(request, view.template, context, status_code=status, headers=NO_STORE)
 
 
 async def _form(request: Request) -> dict[str, list[str]]:
@@ -132,7 +147,9 @@ async def submit(code: str, position: int, request: Request, session: SessionDep
     form = await _form(request)
     token = _one(form, "token", "The form is missing its page token.")
     await run_in_threadpool(
-        lambda: crud.submit_page(session, code=code, position=position, token=token, form=form, now=clock())
+        lambda: crud.submit_page(
+            session, code=code, position=position, token=token, form=form, now=clock(), wanted=wanted(request)
+        )
     )
     return _to(code)
 

@@ -15,7 +15,9 @@
      there. Unranked images cannot be moved, only ranked.
    - Choosing a rank in a select directly is taken as given (no renumbering); if another image of that question
      held that rank, the two swap (the other one takes the old rank, or becomes unranked).
-   - Ranked images are shown first, in rank order; unranked ones follow in the order the page gave them. */
+   - Nothing moves under the finger: images stay where the page put them, and a badge on each shows its rank.
+   - With several questions, one question is shown at a time (Back / Next question); the form stays one form, and
+     without JavaScript every question is shown in turn. */
 (function () {
   "use strict";
 
@@ -91,13 +93,9 @@
     list.parentNode.insertBefore(tapHelp, list);
     list.parentNode.insertBefore(clear, list.nextSibling);
 
-    /* Shows what the selects hold. Reads the selects, never writes them. */
+    /* Shows what the selects hold. Reads the selects, never writes them, and never moves an image. */
     function render() {
-      var focused = document.activeElement;
-      var order = ranked().concat(unranked());
-      var now = items();
-      var moved = order.some(function (li, i) { return now[i] !== li; });
-      if (moved) { order.forEach(function (li) { list.appendChild(li); }); }
+      var order = items();
       var seq = ranked();
       var n = total();
       var off = skipped();
@@ -123,15 +121,14 @@
       if (off) {
         tapHelp.textContent = "This question is skipped.";
       } else if (seq.length === 0) {
-        tapHelp.textContent = "No image ranked yet. Tap “Rank next” on the images from best to worst, or choose each rank in its box.";
+        tapHelp.textContent = "No image ranked yet. Press “Rank next” on the images from best to worst, or choose each rank in its box.";
       } else if (free !== null) {
-        tapHelp.textContent = seq.length + " of " + n + " images ranked. Next tap: rank " + free + ".";
+        tapHelp.textContent = seq.length + " of " + n + " images ranked. Next: rank " + free + ".";
       } else {
-        tapHelp.textContent = "All images ranked. Drag, use the arrows, or tap “Unrank” to change.";
+        tapHelp.textContent = "All images ranked. Drag, use the arrows, or press “Unrank” to change.";
       }
       clear.hidden = off || seq.length === 0;
       remember();
-      if (moved) { keepFocus(focused, focused && focused.closest ? focused.closest("li.item") : null); }
     }
 
     function tap(li) {
@@ -194,15 +191,13 @@
     clear.addEventListener("click", function () {
       items().forEach(function (li) { setRank(li, null); });
       render();
-      announce("Ranks cleared for this question. Next tap: rank 1. " + question);
+      announce("Ranks cleared for this question. Next: rank 1. " + question);
       var first = list.querySelector("li.item .tap");
       if (first) { first.focus(); }
     });
 
     items().forEach(function (li) {
       var name = imageName(li);
-      li.tabIndex = 0;
-      li.setAttribute("aria-describedby", "rank-keys-help");
 
       var badge = document.createElement("span");
       badge.className = "rank-badge";
@@ -214,6 +209,7 @@
       var tapButton = document.createElement("button");
       tapButton.type = "button";
       tapButton.className = "tap";
+      tapButton.setAttribute("aria-describedby", "rank-keys-help");
       var up = document.createElement("button");
       up.type = "button";
       up.className = "up";
@@ -229,19 +225,21 @@
       controls.appendChild(down);
       li.appendChild(controls);
 
-      tapButton.addEventListener("click", function () { tap(li); keepFocus(tapButton, li); });
-      up.addEventListener("click", function () { move(li, -1, ""); keepFocus(up, li); });
-      down.addEventListener("click", function () { move(li, 1, ""); keepFocus(down, li); });
+      tapButton.addEventListener("click", function () { tap(li); keepFocus(tapButton, null); });
+      up.addEventListener("click", function () { move(li, -1, ""); keepFocus(up, tapButton); });
+      down.addEventListener("click", function () { move(li, 1, ""); keepFocus(down, tapButton); });
 
       li.addEventListener("keydown", function (ev) {
-        if (!ev.altKey || ev.target !== li) { return; }
+        /* Alt+Arrow on the image's buttons (the image itself is no tab stop); a select keeps its own keys. */
+        if (!ev.altKey || !ev.target.closest || ev.target.tagName !== "BUTTON") { return; }
         var delta = 0;
         if (ev.key === "ArrowUp" || ev.key === "ArrowLeft") { delta = -1; }
         if (ev.key === "ArrowDown" || ev.key === "ArrowRight") { delta = 1; }
         if (!delta) { return; }
         ev.preventDefault();
+        var from = ev.target;
         move(li, delta, "");
-        keepFocus(li, null);
+        keepFocus(from, tapButton);
       });
 
       select(li).addEventListener("change", function () {
@@ -325,8 +323,59 @@
     });
   }
 
+  /* One question at a time: each fieldset is a step with Back / Next question; the submit button shows on the last.
+     Every select stays in the one form, so what is sent is what it was without JavaScript. */
+  function stepper(form) {
+    var steps = Array.prototype.slice.call(form.querySelectorAll("fieldset.criterion"));
+    var submit = form.querySelector("button.next");
+    if (steps.length < 2) { return function () {}; }
+    form.classList.add("stepped");
+    var current = 0;
+    function show(i, focus) {
+      current = Math.max(0, Math.min(steps.length - 1, i));
+      steps.forEach(function (fs, j) { fs.hidden = j !== current; });
+      if (submit) { submit.hidden = current !== steps.length - 1; }
+      if (focus) {
+        var legend = steps[current].querySelector("legend");
+        steps[current].setAttribute("tabindex", "-1");
+        steps[current].focus({ preventScroll: true });
+        (legend || steps[current]).scrollIntoView({ block: "nearest" });
+        window.scrollTo(0, 0);
+      }
+    }
+    steps.forEach(function (fs, j) {
+      var nav = document.createElement("div");
+      nav.className = "step-nav";
+      if (j > 0) {
+        var back = document.createElement("button");
+        back.type = "button";
+        back.className = "back";
+        back.textContent = "Back";
+        back.setAttribute("aria-label", "Back to question " + j + " of " + steps.length);
+        back.addEventListener("click", function () { show(j - 1, true); });
+        nav.appendChild(back);
+      }
+      if (j < steps.length - 1) {
+        var fwd = document.createElement("button");
+        fwd.type = "button";
+        fwd.className = "forward";
+        fwd.textContent = "Next question";
+        fwd.setAttribute("aria-label", "Next question, " + (j + 2) + " of " + steps.length);
+        fwd.addEventListener("click", function () { show(j + 1, true); });
+        nav.appendChild(fwd);
+      }
+      fs.appendChild(nav);
+    });
+    var invalid = steps.findIndex(function (fs) { return fs.classList.contains("invalid"); });
+    show(invalid < 0 ? 0 : invalid, false);
+    return function (el) {  /* show the step holding el */
+      var at = steps.findIndex(function (fs) { return fs.contains(el); });
+      if (at >= 0) { show(at, false); }
+    };
+  }
+
   /* The error summary: focus it so that it is read first, and let its links take focus into the question. */
-  function errorSummary() {
+  function errorSummary(reveal) {
     var summary = document.getElementById("error-summary");
     if (!summary) { return; }
     Array.prototype.forEach.call(summary.querySelectorAll("a[href^='#']"), function (a) {
@@ -334,6 +383,7 @@
         var target = document.getElementById(a.getAttribute("href").slice(1));
         if (!target) { return; }
         ev.preventDefault();
+        reveal(target);
         var legend = target.querySelector("legend") || target;
         legend.scrollIntoView({ block: "start" });
         var control = target.querySelector("select:not([disabled])") || target.querySelector("input, button");
@@ -353,12 +403,12 @@
   help.id = "rank-keys-help";
   help.className = "keys-help";
   help.textContent = "To rank with the keyboard, press “Rank next” on each image from best to worst. "
-    + "To reorder a ranked image, focus it and press Alt with the up or down arrow.";
+    + "To reorder a ranked image, focus one of its buttons and press Alt with the up or down arrow.";
   var firstQuestion = form.querySelector("fieldset.criterion");
   form.insertBefore(help, firstQuestion || form.firstChild);
   Array.prototype.forEach.call(form.querySelectorAll("fieldset.criterion"), setup);
   zoom();
-  errorSummary();
+  errorSummary(stepper(form));
   form.addEventListener("submit", function () {
     var button = form.querySelector("button.next");
     if (button) { setTimeout(function () { button.disabled = true; }, 0); }
