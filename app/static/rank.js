@@ -22,6 +22,34 @@
   "use strict";
 
   var live = document.getElementById("rank-status");
+  var formEl = document.querySelector("form.ranking");
+
+  /* The page's own language: the server puts the translated strings on the form (data-strings); these English
+     ones are the fallback. "%(name)s" placeholders are filled in by t(). */
+  var STRINGS = {
+    rankNext: "Rank next", unrank: "Unrank", clear: "Clear", clearAria: "Clear the ranks of this question", back: "Back", nextQuestion: "Next question",
+    stepOf: "Question %(i)s of %(n)s", close: "Close", skipped: "This question is skipped.",
+    none: "Press “Rank next”, best first.",
+    some: "%(done)s of %(n)s ranked. Next: rank %(next)s.",
+    all: "All ranked.",
+    keys: "To rank with the keyboard, press “Rank next” on each image from best to worst. "
+      + "To reorder a ranked image, focus one of its buttons and press Alt with the up or down arrow.",
+    rankAria: "Rank %(image)s next", unrankAria: "Remove rank %(rank)s from %(image)s",
+    up: "Move %(image)s up (better rank)", down: "Move %(image)s down (worse rank)",
+    backAria: "Back to question %(i)s of %(n)s", nextAria: "Next question, %(i)s of %(n)s",
+    enlarged: "%(image)s, enlarged", ranked: "%(image)s ranked %(rank)s of %(n)s.",
+    unranked: "%(image)s unranked.", moved: "%(image)s moved to rank %(rank)s of %(n)s.",
+    dragged: "%(image)s dragged to rank %(rank)s of %(n)s."
+  };
+  try {
+    var given = JSON.parse((formEl && formEl.getAttribute("data-strings")) || "{}");
+    Object.keys(given).forEach(function (k) { if (typeof given[k] === "string") { STRINGS[k] = given[k]; } });
+  } catch (e) { /* keep the English strings */ }
+  function t(key, values) {
+    return STRINGS[key].replace(/%\((\w+)\)s/g, function (m, name) {
+      return values && name in values ? String(values[name]) : m;
+    });
+  }
 
   function announce(message) {
     if (live) { live.textContent = message; }
@@ -89,9 +117,13 @@
     var clear = document.createElement("button");
     clear.type = "button";
     clear.className = "reset";
-    clear.textContent = "Clear these ranks";
-    list.parentNode.insertBefore(tapHelp, list);
-    list.parentNode.insertBefore(clear, list.nextSibling);
+    clear.textContent = t("clear");
+    clear.setAttribute("aria-label", t("clearAria"));
+    var helpRow = document.createElement("div");
+    helpRow.className = "help-row";
+    helpRow.appendChild(tapHelp);
+    helpRow.appendChild(clear);
+    list.parentNode.insertBefore(helpRow, list);
 
     /* Shows what the selects hold. Reads the selects, never writes them, and never moves an image. */
     function render() {
@@ -107,10 +139,8 @@
         badge.textContent = r === null ? "" : String(r);
         li.classList.toggle("ranked", r !== null);
         var tap = li.querySelector(".tap");
-        tap.textContent = r === null ? "Rank next" : "Unrank";
-        tap.setAttribute("aria-label", r === null
-          ? "Rank " + name + " next"
-          : "Remove rank " + r + " from " + name);
+        tap.textContent = r === null ? t("rankNext") : t("unrank");
+        tap.setAttribute("aria-label", r === null ? t("rankAria", { image: name }) : t("unrankAria", { rank: r, image: name }));
         tap.disabled = off;
         li.querySelector(".up").disabled = off || r === null || at <= 0;
         li.querySelector(".down").disabled = off || r === null || at < 0 || at >= seq.length - 1;
@@ -119,13 +149,13 @@
       });
       var free = lowestFree();
       if (off) {
-        tapHelp.textContent = "This question is skipped.";
+        tapHelp.textContent = t("skipped");
       } else if (seq.length === 0) {
-        tapHelp.textContent = "No image ranked yet. Press “Rank next” on the images from best to worst, or choose each rank in its box.";
+        tapHelp.textContent = t("none");
       } else if (free !== null) {
-        tapHelp.textContent = seq.length + " of " + n + " images ranked. Next: rank " + free + ".";
+        tapHelp.textContent = t("some", { done: seq.length, n: n, next: free });
       } else {
-        tapHelp.textContent = "All images ranked. Drag, use the arrows, or press “Unrank” to change.";
+        tapHelp.textContent = t("all");
       }
       clear.hidden = off || seq.length === 0;
       remember();
@@ -140,14 +170,14 @@
         if (free === null) { announce("Every rank is taken. Unrank an image first. " + question); return; }
         setRank(li, free);
         render();
-        announce(name + " ranked " + free + " of " + total() + ". " + question);
+        announce(t("ranked", { image: name, rank: free, n: total() }) + " " + question);
         return;
       }
       setRank(li, null);
       var after = items().filter(function (other) { return rankOf(other) !== null && rankOf(other) > r; });
       after.forEach(function (other) { setRank(other, rankOf(other) - 1); });
       render();
-      announce(name + " unranked" + (after.length ? "; the images ranked after it move up one place" : "") + ". " + question);
+      announce(t("unranked", { image: name }) + " " + question);
     }
 
     function move(li, delta, how) {
@@ -165,7 +195,7 @@
       setRank(li, rankOf(other));
       setRank(other, mine);
       render();
-      announce(name + " moved to rank " + rankOf(li) + " of " + total() + (how ? " (" + how + ")" : "") + ". " + question);
+      announce(t("moved", { image: name, rank: rankOf(li), n: total() }) + " " + question);
     }
 
     function dropOnto(li, target) {
@@ -185,7 +215,7 @@
       seq.splice(to, 0, li);
       seq.forEach(function (el, i) { setRank(el, values[i]); });
       render();
-      announce(imageName(li) + " moved to rank " + rankOf(li) + " of " + total() + " (drag). " + question);
+      announce(t("dragged", { image: imageName(li), rank: rankOf(li), n: total() }) + " " + question);
     }
 
     clear.addEventListener("click", function () {
@@ -214,12 +244,12 @@
       up.type = "button";
       up.className = "up";
       up.textContent = "▲";
-      up.setAttribute("aria-label", "Move " + name + " up (better rank)");
+      up.setAttribute("aria-label", t("up", { image: name }));
       var down = document.createElement("button");
       down.type = "button";
       down.className = "down";
       down.textContent = "▼";
-      down.setAttribute("aria-label", "Move " + name + " down (worse rank)");
+      down.setAttribute("aria-label", t("down", { image: name }));
       controls.appendChild(tapButton);
       controls.appendChild(up);
       controls.appendChild(down);
@@ -303,7 +333,7 @@
     var big = document.createElement("img");
     var close = document.createElement("button");
     close.type = "button";
-    close.textContent = "Close";
+    close.textContent = t("close");
     dialog.appendChild(big);
     dialog.appendChild(close);
     document.body.appendChild(dialog);
@@ -315,7 +345,7 @@
         ev.preventDefault();
         var img = a.querySelector("img");
         big.src = a.getAttribute("href");
-        big.alt = (img ? img.getAttribute("alt") : "Image") + ", enlarged";
+        big.alt = t("enlarged", { image: img ? img.getAttribute("alt") : "" });
         dialog.showModal();
         close.focus();
       });
@@ -335,6 +365,7 @@
       current = Math.max(0, Math.min(steps.length - 1, i));
       steps.forEach(function (fs, j) { fs.hidden = j !== current; });
       if (submit) { submit.hidden = current !== steps.length - 1; }
+      if (submit && current === steps.length - 1) { steps[current].querySelector(".step-nav").appendChild(submit); }
       if (focus) {
         var legend = steps[current].querySelector("legend");
         steps[current].setAttribute("tabindex", "-1");
@@ -346,12 +377,19 @@
     steps.forEach(function (fs, j) {
       var nav = document.createElement("div");
       nav.className = "step-nav";
+      var of = document.createElement("span");
+      of.className = "step-of";
+      of.textContent = t("stepOf", { i: j + 1, n: steps.length });
+      var helpRow = fs.querySelector(".help-row");
+      if (helpRow) { helpRow.appendChild(of); }
+      var clearButton = fs.querySelector("button.reset");
+      if (clearButton) { nav.appendChild(clearButton); }
       if (j > 0) {
         var back = document.createElement("button");
         back.type = "button";
         back.className = "back";
-        back.textContent = "Back";
-        back.setAttribute("aria-label", "Back to question " + j + " of " + steps.length);
+        back.textContent = t("back");
+        back.setAttribute("aria-label", t("backAria", { i: j, n: steps.length }));
         back.addEventListener("click", function () { show(j - 1, true); });
         nav.appendChild(back);
       }
@@ -359,8 +397,8 @@
         var fwd = document.createElement("button");
         fwd.type = "button";
         fwd.className = "forward";
-        fwd.textContent = "Next question";
-        fwd.setAttribute("aria-label", "Next question, " + (j + 2) + " of " + steps.length);
+        fwd.textContent = t("nextQuestion");
+        fwd.setAttribute("aria-label", t("nextAria", { i: j + 2, n: steps.length }));
         fwd.addEventListener("click", function () { show(j + 1, true); });
         nav.appendChild(fwd);
       }
@@ -402,8 +440,7 @@
   var help = document.createElement("p");
   help.id = "rank-keys-help";
   help.className = "keys-help";
-  help.textContent = "To rank with the keyboard, press “Rank next” on each image from best to worst. "
-    + "To reorder a ranked image, focus one of its buttons and press Alt with the up or down arrow.";
+  help.textContent = t("keys");
   var firstQuestion = form.querySelector("fieldset.criterion");
   form.insertBefore(help, firstQuestion || form.firstChild);
   Array.prototype.forEach.call(form.querySelectorAll("fieldset.criterion"), setup);

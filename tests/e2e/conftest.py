@@ -66,12 +66,36 @@ def live_roomy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStudy]:
     yield from serve(tmp_path, design)
 
 
-def serve(tmp_path: Path, design: Path) -> Iterator[LiveStudy]:
+def paper_subset(text: str) -> str:
+    """The paper design with every Mexico prompt (their Spanish descriptions included) but one prompt of each other
+    culture, so a browser test launches it in seconds: 4 images and the paper's 4 questions on every page."""
+    head, sep, tail = text.partition("\n# -- Spanish")
+    blocks = head.split("\n[[prompts]]\n")
+    kept, seen = [blocks[0]], set()
+    for block in blocks[1:]:
+        culture = block.split('culture = "', 1)[1].split('"', 1)[0]
+        if culture == "mexico" or culture not in seen:
+            kept.append(block)
+            seen.add(culture)
+    return "\n[[prompts]]\n".join(kept) + sep + tail
+
+
+@pytest.fixture(scope="module")
+def live_paper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStudy]:
+    """The paper's design (subset of prompts), Spanish included, with room for many participants."""
+    tmp_path = tmp_path_factory.mktemp("live-paper")
+    text = paper_subset((REPO / "study_designs" / "scoft-cvpr2024.toml").read_text())
+    design = tmp_path / "paper.toml"
+    design.write_text(text.replace("target_rankings_per_page = 5\n", "target_rankings_per_page = 40\n"))
+    yield from serve(tmp_path, design, size=512)
+
+
+def serve(tmp_path: Path, design: Path, size: int = 192) -> Iterator[LiveStudy]:
     """Launch ``design`` as round "demo" from placeholder images and run ``python -m app`` on a free port."""
     settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'study.db'}", media_root=tmp_path / "media", secret_key="e2e-secret"
     )
-    manifest, _ = write_placeholders(load_design(design), tmp_path / "images", size=192)
+    manifest, _ = write_placeholders(load_design(design), tmp_path / "images", size=size)
     engine = make_engine(settings.database_url)
     create_tables(engine)
     with new_session(engine) as s:

@@ -11,6 +11,7 @@ from sqlmodel import select
 from app.db import make_engine, new_session
 from app.export import write_responses
 from app.models import Participant
+from tests.e2e.steps import reveal, to_last
 
 pytestmark = pytest.mark.browser
 
@@ -104,6 +105,7 @@ def test_keyboard_only_participant_completes_the_demo(live_demo, browser, tmp_pa
         for crit in criteria_on(page):
             marked = marked_image(page, crit)
             fs = f'fieldset[data-criterion="{crit}"]'
+            reveal(page, crit, "keyboard")
             if crit == "offensiveness" and n_page == 0:
                 tab_to(page, f"{fs} .skip input")
                 page.keyboard.press("Space")
@@ -116,7 +118,7 @@ def test_keyboard_only_participant_completes_the_demo(live_demo, browser, tmp_pa
                 tab_to(page, f"{fs} li.item[data-index='{i}'] button.tap")
                 page.keyboard.press("Enter")
                 assert f"ranked {rank} of {n}" in page.inner_text("#rank-status")
-            tab_to(page, f"{fs} li.item[data-index='{order[0]}']")
+            tab_to(page, f"{fs} li.item[data-index='{order[0]}'] button.tap")
             page.keyboard.press("Alt+ArrowDown")
             assert "moved to rank 2" in page.inner_text("#rank-status")
         ranks = current_ranks(page)
@@ -129,6 +131,7 @@ def test_keyboard_only_participant_completes_the_demo(live_demo, browser, tmp_pa
         for crit, by_image in ranks.items():
             for image_no, rank in by_image.items():
                 expected[(position, crit, image_no - 1)] = rank
+        to_last(page, "keyboard")
         tab_to(page, "button.next")
         page.keyboard.press("Enter")
         page.wait_for_load_state("load")
@@ -193,6 +196,7 @@ def test_touch_participant_taps_and_drags_at_390px(live_demo, browser, tmp_path)
             fs = f'fieldset[data-criterion="{crit}"]'
             marked = marked_image(page, crit)
             items = page.locator(f"{fs} li.item")
+            reveal(page, crit, "tap")
             if marked is not None:  # tap the unmarked images first: the marked one is left last
                 for i in [i for i in range(3) if i + 1 != marked] + [marked - 1]:
                     page.locator(f"{fs} li.item[data-index='{i}'] button.tap").tap()
@@ -214,6 +218,7 @@ def test_touch_participant_taps_and_drags_at_390px(live_demo, browser, tmp_path)
         for crit, by_image in ranks.items():
             submitted[(position, crit)] = by_image
         page.screenshot(path=shots / f"page-{n_page}.png", full_page=True)
+        to_last(page, "tap")
         page.locator("button.next").tap()
         page.wait_for_load_state("load")
     assert page.inner_text("#completion-code") == "DEMO-DONE"

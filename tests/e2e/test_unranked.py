@@ -7,6 +7,9 @@ from pathlib import Path
 import jinja2
 import pytest
 
+from app import i18n
+from tests.e2e.steps import reveal, to_last
+
 pytestmark = pytest.mark.browser
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "app" / "templates"
@@ -86,6 +89,7 @@ def test_js_page_starts_unranked_and_an_untouched_next_is_refused(live_roomy, br
     assert page.locator("button.tap", has_text="Unrank").count() == 0
     before, progress = action(page), page.inner_text(".progress")
 
+    to_last(page)
     with page.expect_response(lambda r: r.request.method == "POST") as posted:
         page.click("button.next")
     page.wait_for_load_state("load")
@@ -107,14 +111,19 @@ def test_js_tapping_every_image_ranks_the_page_and_next_advances(live_roomy, bro
     for crit in criteria_on(page):
         fs = f'fieldset[data-criterion="{crit}"]'
         order = wanted_order(page, crit)
+        reveal(page, crit, "tap")
+        boxes = [page.locator(f"{fs} li.item").nth(k).bounding_box() for k in range(len(order))]
         for rank, i in enumerate(order, start=1):
             page.locator(f"{fs} li.item[data-index='{i}'] button.tap").tap()
             assert page.input_value(f"select[name=rank-{crit}-{i}]") == str(rank)
             assert f"ranked {rank} of {len(order)}" in page.inner_text("#rank-status")
-        # shown in rank order, each with its badge
+        # nothing moved under the finger: the images stay in the page's order and place, each with its badge
         shown = page.eval_on_selector_all(f"{fs} li.item", "els => els.map(e => Number(e.dataset.index))")
-        assert shown == order
-        assert page.locator(f"{fs} .rank-badge").all_inner_texts() == [str(r) for r in range(1, len(order) + 1)]
+        assert shown == list(range(len(order)))
+        assert [page.locator(f"{fs} li.item").nth(k).bounding_box() for k in range(len(order))] == boxes
+        badges = page.locator(f"{fs} .rank-badge").all_inner_texts()
+        assert [badges[i] for i in order] == [str(r) for r in range(1, len(order) + 1)]
+    to_last(page, "tap")
     page.locator("button.next").tap()
     page.wait_for_load_state("load")
     page.wait_for_selector("form.ranking, #completion-code")
@@ -147,14 +156,16 @@ def test_js_second_tap_unranks_and_later_ranks_move_up(live_roomy, browser):
     assert ranks() == ["3", "1", "2"]
 
     # Alt+Arrow moves a ranked image by swapping with its ranked neighbour; an unranked one cannot be moved
-    page.focus(f"{fs} li.item[data-index='0']")
+    page.focus(f"{fs} li.item[data-index='0'] button.tap")
     page.keyboard.press("Alt+ArrowUp")
     assert ranks() == ["2", "1", "3"]
     assert "moved to rank 2" in page.inner_text("#rank-status")
-    assert page.evaluate("() => document.activeElement.dataset.index") == "0"  # focus stays on the moved image
+    # focus stays on the moved image's button
+    assert page.evaluate("() => document.activeElement.closest('li.item').dataset.index") == "0"
+    assert page.evaluate("() => document.activeElement.tagName") == "BUTTON"
     page.click(f"{fs} li.item[data-index='2'] button.tap")
     assert ranks() == ["2", "1", ""]
-    page.focus(f"{fs} li.item[data-index='2']")
+    page.focus(f"{fs} li.item[data-index='2'] button.tap")
     page.keyboard.press("Alt+ArrowUp")
     assert ranks() == ["2", "1", ""]
     assert "not ranked yet" in page.inner_text("#rank-status")
@@ -184,6 +195,7 @@ def test_js_skip_box_disables_that_question_and_sends_no_ranks(live_roomy, brows
     )
     assert skippable == ["offensiveness"]
     fs = 'fieldset[data-criterion="offensiveness"]'
+    reveal(page, "offensiveness")
     page.check(f"{fs} .skip input")
     assert page.locator(f"{fs} select:disabled").count() == n_items(page, "offensiveness")
     assert page.locator(f"{fs} button.tap:disabled").count() == n_items(page, "offensiveness")
@@ -195,8 +207,10 @@ def test_js_skip_box_disables_that_question_and_sends_no_ranks(live_roomy, brows
     for crit in criteria_on(page):
         if crit == "offensiveness":
             continue
+        reveal(page, crit)
         for i in wanted_order(page, crit):
             page.click(f'fieldset[data-criterion="{crit}"] li.item[data-index="{i}"] button.tap')
+    to_last(page)
     with page.expect_request(lambda r: r.method == "POST") as sent:
         page.click("button.next")
     page.wait_for_load_state("load")
@@ -234,6 +248,7 @@ def test_rank_js_never_changes_a_select_on_load(live_roomy, browser):
     # a refused page comes back with the participant's one choice kept; rank.js adds nothing to it
     crit = criteria_on(page)[0]
     page.select_option(f"select[name=rank-{crit}-1]", "1")
+    to_last(page)
     page.click("button.next")
     page.wait_for_selector("#error-summary")
     page.wait_for_load_state("load")
@@ -286,6 +301,7 @@ def test_no_js_selects_start_empty_and_every_rank_must_be_chosen(live_roomy, bro
 
 def render_page(**overrides) -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
+    env.globals.update(i18n.english())
     question = {"description": "How well does each image match the description?", "stereotypes": "How stereotypical?"}
     criteria = [
         {
@@ -346,7 +362,7 @@ def test_error_summary_links_to_the_incomplete_question(browser, js):
     for i in range(3):
         sel = page.locator(f"#rank-description-{i}")
         assert sel.get_attribute("aria-invalid") == "true"
-        assert sel.get_attribute("aria-describedby") == "err-description"
+        assert "err-description" in sel.get_attribute("aria-describedby").split()
         assert page.locator(f"#rank-stereotypes-{i}").get_attribute("aria-invalid") is None
     assert page.query_selector("#q-stereotypes .field-error") is None
     # the kept choice stays chosen; the rest are empty
