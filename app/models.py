@@ -97,6 +97,7 @@ class Assignment(SQLModel, table=True):
     submitted_at: datetime | None = None
     seconds_on_page: float | None = None
     payload_sha256: str | None = Field(default=None, max_length=64)
+    late: bool = Field(default=False, description="submitted after its lease had run out (kept, flagged)")
 
 
 class Ranking(SQLModel, table=True):

@@ -15,6 +15,7 @@ from app.crud.participants import (
     find_participant,
     finish_instructions,
     give_consent,
+    preview,
     show,
     submit_page,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "give_consent",
     "load",
     "page_coverage",
+    "preview",
     "reclaim_expired_leases",
     "show",
     "submit_page",

@@ -141,6 +141,9 @@ def walk(
             w.final_html = r.text
             return w
         f = forms[0]
+        if f.action.startswith(("http://", "https://")):  # a form for another site (MTurk's externalSubmit)
+            w.final_html = r.text
+            return w
         data: dict[str, str] = dict(f.hidden)
         if f.action.endswith("/consent"):
             data["agree"] = "yes"
