@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         access_log=args.access_log,
         log_config=uvicorn_log_config(),
         server_header=False,
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
         log_level="info",
     )
     return 0

@@ -14,6 +14,7 @@ from app.clock import Clock, utcnow
 from app.config import Settings
 from app.db import create_tables, make_engine
 from app.errors import install_error_handlers
+from app.loginguard import LoginGuard
 from app.middleware import BodyLimit, SecurityHeaders
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -33,6 +34,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.settings = settings
     app.state.engine = engine
     app.state.clock = clock or utcnow
+    app.state.login_guard = LoginGuard(
+        free_failures=settings.login_free_failures, max_delay_s=settings.login_max_delay_s
+    )
     app.state.templates = Jinja2Templates(directory=str(PACKAGE_DIR / "templates"))
     app.mount("/static", StaticFiles(directory=str(PACKAGE_DIR / "static")), name="static")
 

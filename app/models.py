@@ -129,3 +129,13 @@ class AuditLog(SQLModel, table=True):
     action: str = Field(max_length=64)
     round_id: str | None = Field(default=None, index=True, max_length=64)
     detail: dict = Field(default_factory=dict, sa_type=JSON)
+
+
+class ConsoleLogin(SQLModel, table=True):
+    """One console log-in: its cookie is valid only while ``ended_at`` is empty (log out ends it server-side)."""
+
+    __tablename__ = "consolelogin"
+    sid: str = Field(primary_key=True, max_length=64)
+    actor: str = Field(max_length=64)
+    created_at: datetime
+    ended_at: datetime | None = None

@@ -103,11 +103,6 @@ def launch(session: Session, req: LaunchRequest, *, settings: Settings, actor: s
     return rnd
 
 
-def record_login(session: Session, *, actor: str, now: datetime) -> None:
-    with write(session):
-        crud.audit(session, at=console_data.aware_utc(now), actor=actor, action="login", round_id=None)
-
-
 def export_text(session: Session, rnd: Round, kind: ExportKind, *, now: datetime) -> str:
     if kind == "snapshot":
         return json.dumps(console_data.snapshot(rnd), indent=2, ensure_ascii=False) + "\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from html import escape
 from typing import Any
 
 from markdown_it import MarkdownIt
@@ -41,6 +42,19 @@ class ImageInfo:
     height: int | None = None
 
 
+def render_markdown(text: str) -> str:
+    """Participant-facing markdown: no raw HTML (shown as text) and no images (nothing loads from elsewhere);
+    links keep markdown-it's check, which refuses ``javascript:``, ``vbscript:`` and ``data:`` targets."""
+    md = MarkdownIt("commonmark", {"html": False})
+    md.add_render_rule("image", _image_as_text)
+    return md.render(text)
+
+
+def _image_as_text(self: Any, tokens: Sequence[Any], idx: int, options: Any, env: Any) -> str:
+    """An image in participant markdown is shown as its alt text: no request leaves for its address."""
+    return escape(tokens[idx].content)
+
+
 def message(heading: str, *paragraphs: str, link: str | None = None, link_text: str | None = None) -> View:
     return View(
         "participant/message.html",
@@ -52,11 +66,13 @@ def step_view(step: Step, *, design: Design, person: Person, state: State, error
     """The view of every step but the ranking page (see ``page_view``)."""
     common = {"code": person.code, "title": design.title, "error": error}
     if step.name == "consent":
-        md = MarkdownIt("commonmark", {"html": False})
         return View(
             "participant/consent.html",
             common
-            | {"consent_html": md.render(design.consent.text), "content_warning": design.consent.content_warning},
+            | {
+                "consent_html": render_markdown(design.consent.text),
+                "content_warning": design.consent.content_warning,
+            },
         )
     if step.name == "profile":
         return View("participant/profile.html", common | {"cultures": design.cultures})
