@@ -11,11 +11,12 @@ from datetime import UTC, datetime
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from app import monitor, participant_table
+from app import approvals, monitor, participant_table
 from app.flow import exclusion_threshold
 from app.identity import identities_of, pseudonym
 from app.models import Assignment, AuditLog, Participant, Ranking, RankingSkip, Round, RoundPage
 from app.snapshots import round_design
+from app.timefmt import iso_z
 from study_designs.schema import Design
 
 
@@ -158,6 +159,28 @@ def participants_csv(data: RoundData, view: MonitorView) -> str:
     return buf.getvalue()
 
 
+def approvals_csv(session: Session, data: RoundData, view: MonitorView) -> str:
+    """approvals.csv (raw platform ids: researcher only, audited by the caller)."""
+    rows = session.exec(
+        select(Participant).where(Participant.round_id == data.round.id, col(Participant.completed_at).is_not(None))
+    )
+    people = [
+        approvals.Completer(
+            p.id, p.platform, dict(p.platform_raw or {}), p.pseudonym, p.status, p.completed_at, p.failed_checks
+        )
+        for p in rows
+        if p.id is not None
+    ]
+    threshold = view.rules.exclude_after_failed_checks
+    excluded = {p.id: monitor.is_excluded(p, threshold) for p in data.participants}
+    flags = {pid: q.flags for pid, q in view.quality.items()}
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=approvals.APPROVAL_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(approvals.approval_rows(people, flags, excluded))
+    return buf.getvalue()
+
+
 def snapshot(rnd: Round) -> dict:
     """The frozen inputs of a round: design TOML and manifest exactly as launched, with their hashes."""
     manifest_text = rnd.manifest_json
@@ -170,8 +193,8 @@ def snapshot(rnd: Round) -> dict:
         "round_id": rnd.id,
         "design_id": rnd.design_id,
         "status": rnd.status,
-        "created_at": rnd.created_at.isoformat(),
-        "closed_at": rnd.closed_at.isoformat() if rnd.closed_at else None,
+        "created_at": iso_z(rnd.created_at),
+        "closed_at": iso_z(rnd.closed_at) or None,
         "design_sha256": rnd.design_sha256,
         "design_toml": rnd.design_toml,
         "manifest_sha256": rnd.manifest_sha256,

@@ -302,7 +302,10 @@ def export_round(
     who: ResearcherDep,
     session: SessionDep,
     clock: ClockDep,
-    kind: Annotated[researcher_ops.ExportKind, Query(description="responses | participants | snapshot")] = "responses",
+    kind: Annotated[
+        researcher_ops.ExportKind,
+        Query(description="responses | participants | approvals (raw ids; audited) | snapshot | codebook"),
+    ] = "responses",
 ) -> Response:
     rnd = _round(session, round_id)
     return researcher_ops.export_response(session, rnd, kind, actor=who.actor, now=clock())

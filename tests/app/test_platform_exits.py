@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from app import crud
+from app import crud, export
 from app.flow.machine import to_utc
 from app.identity import parse_entry
 from app.models import Assignment, Participant
@@ -199,6 +199,10 @@ def test_page_ranked_after_the_time_ran_out_is_kept_and_flagged_then_the_timed_o
     assert person.status == "timed_out"
     submitted = sorted((a.position, a.late) for a in slots if a.submitted_at is not None)
     assert submitted == [(0, False), (1, True)]
+    late_page = next(a.page_id for a in slots if a.position == 1)
+    with study.session() as s:
+        exported = {(r["participant_id"], r["page_id"]) for r in export.response_rows(s, "pr")}
+    assert (person.pseudonym, late_page) in exported  # the page ranked after the time ran out is in the export
     # the pages not yet ranked were not leased to them again: they stay in the pool for others
     assert all(to_utc(a.leased_until) <= to_utc(study.clock()) for a in slots if a.submitted_at is None)
 
