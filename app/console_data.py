@@ -52,9 +52,9 @@ def list_rounds(session: Session) -> list[Round]:
 def participant_counts(session: Session) -> dict[str, dict[str, int]]:
     """round id -> participant status -> count (one grouped query for the rounds list)."""
     rows = session.exec(
-        select(Participant.round_id, Participant.status, func.count()).group_by(
-            Participant.round_id, Participant.status
-        )
+        select(Participant.round_id, Participant.status, func.count())
+        .where(col(Participant.pilot).is_(False))
+        .group_by(Participant.round_id, Participant.status)
     )
     out: dict[str, dict[str, int]] = {}
     for round_id, status, n in rows:
@@ -74,7 +74,11 @@ def load_round_data(session: Session, rnd: Round) -> RoundData:
     ]
     if not pages:
         pages = [monitor.PageRef(p.id, p.culture) for p in design.pages()]
-    people = session.exec(select(Participant).where(Participant.round_id == rnd.id).order_by(col(Participant.id)))
+    people = session.exec(
+        select(Participant)
+        .where(Participant.round_id == rnd.id, col(Participant.pilot).is_(False))  # trial runs are not counted
+        .order_by(col(Participant.id))
+    )
     participants = [
         monitor.ParticipantRow(
             id=p.id,
@@ -102,12 +106,17 @@ def load_round_data(session: Session, rnd: Round) -> RoundData:
             seconds_on_page=s.seconds_on_page,
             attention_passed=s.attention_passed,
         )
-        for s in session.exec(select(Assignment).where(Assignment.round_id == rnd.id))
+        for s in session.exec(
+            select(Assignment)
+            .join(Participant, col(Participant.id) == Assignment.participant_id)
+            .where(Assignment.round_id == rnd.id, col(Participant.pilot).is_(False))
+        )
     ]
     ranking_rows = session.exec(
         select(Ranking)
         .join(Assignment, col(Assignment.id) == col(Ranking.slot_id))
-        .where(Assignment.round_id == rnd.id)
+        .join(Participant, col(Participant.id) == Assignment.participant_id)
+        .where(Assignment.round_id == rnd.id, col(Participant.pilot).is_(False))
     )
     rankings = [
         monitor.RankingRow(r.slot_id, r.criterion, r.image_id, r.rank, r.initial_position) for r in ranking_rows
@@ -116,7 +125,8 @@ def load_round_data(session: Session, rnd: Round) -> RoundData:
         select(func.count())
         .select_from(RankingSkip)
         .join(Assignment, col(Assignment.id) == col(RankingSkip.slot_id))
-        .where(Assignment.round_id == rnd.id)
+        .join(Participant, col(Participant.id) == Assignment.participant_id)
+        .where(Assignment.round_id == rnd.id, col(Participant.pilot).is_(False))
     ).one()
     return RoundData(rnd, design, pages, participants, slots, rankings, int(skipped))
 
@@ -162,7 +172,11 @@ def participants_csv(data: RoundData, view: MonitorView) -> str:
 def approvals_csv(session: Session, data: RoundData, view: MonitorView) -> str:
     """approvals.csv (raw platform ids: researcher only, audited by the caller)."""
     rows = session.exec(
-        select(Participant).where(Participant.round_id == data.round.id, col(Participant.completed_at).is_not(None))
+        select(Participant).where(
+            Participant.round_id == data.round.id,
+            col(Participant.completed_at).is_not(None),
+            col(Participant.pilot).is_(False),
+        )
     )
     people = [
         approvals.Completer(

@@ -37,14 +37,19 @@ def _when(t: datetime | None) -> str:
     return iso_z(t)
 
 
-def response_rows(session: Session, round_id: str) -> Iterator[dict[str, object]]:
+def response_rows(session: Session, round_id: str, *, include_pilot: bool = False) -> Iterator[dict[str, object]]:
+    """The rows of responses.csv; a researcher's trial runs (pilot participants) only with ``include_pilot``."""
     rnd = session.get(Round, round_id)
     if rnd is None:
         raise ExportError(f"no round {round_id!r}")
     design = round_design(rnd)
     threshold = exclusion_threshold(design.quality)
     images = {r.image_id: r for r in session.exec(select(RoundImage).where(RoundImage.round_id == round_id))}
-    people = {p.id: p for p in session.exec(select(Participant).where(Participant.round_id == round_id))}
+    people = {
+        p.id: p
+        for p in session.exec(select(Participant).where(Participant.round_id == round_id))
+        if include_pilot or not p.pilot
+    }
     slots = session.exec(
         select(Assignment)
         .where(Assignment.round_id == round_id, col(Assignment.submitted_at).is_not(None))
@@ -59,7 +64,9 @@ def response_rows(session: Session, round_id: str) -> Iterator[dict[str, object]
     for r in session.exec(ranking_q):
         by_slot.setdefault(r.slot_id, []).append(r)
     for slot in slots:
-        person = people[slot.participant_id]
+        person = people.get(slot.participant_id)
+        if person is None:  # a pilot participant
+            continue
         excluded = is_excluded(person.status, person.failed_checks, threshold)
         crit_order = {c: i for i, c in enumerate(slot.criteria_order)}
         rankings = sorted(by_slot.get(slot.id or -1, []), key=lambda r: (crit_order[r.criterion], r.initial_position))
@@ -89,14 +96,14 @@ def response_rows(session: Session, round_id: str) -> Iterator[dict[str, object]
             }
 
 
-def write_responses(session: Session, round_id: str, out: Path) -> int:
+def write_responses(session: Session, round_id: str, out: Path, *, include_pilot: bool = False) -> int:
     """Write ``responses.csv``; returns the number of data rows."""
     out.parent.mkdir(parents=True, exist_ok=True)
     n = 0
     with out.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
         writer.writeheader()
-        for row in response_rows(session, round_id):
+        for row in response_rows(session, round_id, include_pilot=include_pilot):
             writer.writerow(row)
             n += 1
     return n
@@ -123,6 +130,11 @@ def main(argv: list[str] | None = None) -> int:
         help="responses (one row per ranked image), participants (one row per participant), or approvals (raw "
         "platform ids of those who finished, for approving on the platform; audited)",
     )
+    parser.add_argument(
+        "--include-pilot",
+        action="store_true",
+        help="responses: also the rows of researchers' trial runs (left out by default)",
+    )
     parser.add_argument("--actor", default="cli", help="name recorded in the audit log for approvals exports")
     args = parser.parse_args(argv)
 
@@ -133,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out)
         with session_scope(Settings().database_url) as session:
             if args.kind == "responses":
-                n = write_responses(session, args.round, out)
+                n = write_responses(session, args.round, out, include_pilot=args.include_pilot)
             else:
                 n = write_table(session, args.round, out, kind=args.kind, actor=args.actor)
         from app.codebook import write_codebook

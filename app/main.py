@@ -40,10 +40,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.templates = Jinja2Templates(directory=str(PACKAGE_DIR / "templates"))
     app.mount("/static", StaticFiles(directory=str(PACKAGE_DIR / "static")), name="static")
 
-    from app.routes import api, participant, researcher
+    from app.routes import api, login, participant, pilot, researcher
 
     app.include_router(participant.router)
+    app.include_router(login.router)
     app.include_router(researcher.router)
+    app.include_router(pilot.router)
     app.include_router(api.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, path_limits=researcher.UPLOAD_LIMITS)
     app.add_middleware(SecurityHeaders)

@@ -72,6 +72,7 @@ class Participant(SQLModel, table=True):
     completed_at: datetime | None = None
     last_seen_at: datetime
     failed_checks: int = 0
+    pilot: bool = Field(default=False, description="a researcher trying the round: never counted or exported")
 
 
 class Assignment(SQLModel, table=True):

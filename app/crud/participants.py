@@ -60,8 +60,13 @@ def find_participant(session: Session, *, round_id: str, entry: PlatformEntry, s
     return _by_key(session, round_id, platform_key(secret, round_id, entry.platform, identity_key(entry)))
 
 
-def enter(session: Session, *, round_id: str, entry: PlatformEntry, secret: str, now: datetime) -> Participant:
-    """Find the participant with this platform id in the round, or enrol a new one (random id for ``none``)."""
+def enter(
+    session: Session, *, round_id: str, entry: PlatformEntry, secret: str, now: datetime, pilot: bool = False
+) -> Participant:
+    """Find the participant with this platform id in the round, or enrol a new one (random id for ``none``).
+
+    ``pilot``: a researcher trying the round; they take the same steps but never count toward coverage, the
+    console's totals or (unless asked for) the exports."""
     pid = identity_key(entry) if entry.participant_id is not None else secrets.token_hex(16)
     key = platform_key(secret, round_id, entry.platform, pid)
     if entry.participant_id is not None:
@@ -83,6 +88,7 @@ def enter(session: Session, *, round_id: str, entry: PlatformEntry, secret: str,
                 status=ParticipantStatus.CONSENT.value,
                 created_at=now,
                 last_seen_at=now,
+                pilot=pilot,
             )
             session.add(person)
         return person
