@@ -11,6 +11,7 @@ import re
 
 import pytest
 
+from app.researcher_ops import upload_name
 from tests.app.console_support import BEARER, Bot, app_client, demo_inputs, launch_demo, login
 from tests.factories import FakeClock
 
@@ -68,7 +69,7 @@ def test_launch_form_lists_every_problem_at_once(client, tmp_path):
             "images_dir": str(manifest.parent),
             "design_path": str(design),
         },
-        files={"manifest_file": ("manifest.jsonl", bad.encode(), "application/jsonl")},
+        files={"manifest_file": ("wave-3.jsonl", bad.encode(), "application/jsonl")},
     )
     assert r.status_code == 422
     problems = [html.unescape(p) for p in re.findall(r"<li>(.*?)</li>", r.text, flags=re.S)]
@@ -77,10 +78,45 @@ def test_launch_form_lists_every_problem_at_once(client, tmp_path):
     assert "sha256" in text and "does not match" in text
     assert "'dalle' is not in the design" in text
     assert "no image for model" in text
-    assert "uploaded manifest:" in text and "not valid JSON" in text and "/tmp" not in text
+    assert f"manifest wave-3.jsonl:{len(entries) + 1}: not valid JSON" in text  # named as uploaded, with the line
+    assert "/tmp" not in text and "uploaded manifest" not in text
     assert len(problems) >= 5
     assert "nothing was launched" in r.text
     assert [x["id"] for x in client.get("/api/rounds", headers=BEARER).json()] == ["demo"]
+
+
+@pytest.mark.parametrize(
+    "filename,named",
+    [
+        ("my-study.toml", "design my-study.toml"),
+        ("C:\\Users\\ada\\my-study.toml", "design my-study.toml"),  # a folder some clients send is dropped
+        ("../../etc/my-study.toml", "design my-study.toml"),
+    ],
+)
+def test_launch_problems_name_the_uploaded_file(client, tmp_path, filename, named):
+    csrf = login(client)
+    _, manifest = demo_inputs(tmp_path / "images")
+    bad_design = b'id = "x"\ntitle = "A study"\nseed = = 3\n'
+    r = client.post(
+        "/console/launch",
+        data={"csrf_token": csrf, "round_id": "wave-4", "manifest_path": str(manifest)},
+        files={"design_file": (filename, bad_design, "text/plain")},
+    )
+    assert r.status_code == 422
+    problems = [html.unescape(p) for p in re.findall(r"<li>(.*?)</li>", r.text, flags=re.S)]
+    assert len(problems) == 1 and problems[0].startswith(f"{named}: not valid TOML"), problems
+    assert "line 3" in problems[0]
+    r = client.post(
+        "/console/launch",
+        data={"csrf_token": csrf, "round_id": "wave-4", "manifest_path": str(manifest)},
+        files={"design_file": (filename, b"\xff\xfe", "text/plain")},
+    )
+    assert f"{named}: not UTF-8 text" in html.unescape(r.text)
+
+
+def test_an_upload_without_a_usable_name_is_called_uploaded():
+    assert upload_name("manifest", "wave\n3\x00.jsonl") == "manifest wave3.jsonl"
+    assert upload_name("design", None) == upload_name("design", " \t") == "uploaded design"
 
 
 def test_launch_from_uploads_freezes_the_exact_bytes(client, tmp_path):
