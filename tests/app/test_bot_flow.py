@@ -7,11 +7,11 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from sqlmodel import select
-from studybot import parse, walk
 
 from app.export import COLUMNS, write_responses
 from app.models import Assignment, Participant, RankingSkip
 from study_designs.schema import load_design
+from tests.factories import in_order, parse, walk
 
 
 def export(study, tmp_path: Path) -> list[dict[str, str]]:
@@ -95,14 +95,12 @@ def test_demo_bots_fill_every_page_to_its_target(make_study, tmp_path):
 def test_demo_skip_failed_check_and_resume(make_study, tmp_path):
     study = make_study("demo.toml", "demo")
 
-    def careless(criterion, n, marked):
-        return list(range(1, n + 1))  # keeps the shown order: fails the instructed item unless it is last
-
-    w = walk(
+    w = walk(  # keeps the shown order, not reading the check: fails the instructed item unless it is last
         study.client,
         "/s/demo",
         culture="nigeria",
-        choose=careless,
+        choose=in_order,
+        heed_checks=False,
         skip=lambda pos, crit: crit == "offensiveness" and pos == 0,
     )
     with study.session() as s:

@@ -12,8 +12,8 @@ import re
 import pytest
 
 from app.researcher_ops import upload_name
-from tests.app.console_support import BEARER, Bot, app_client, demo_inputs, launch_demo, login
-from tests.factories import FakeClock
+from tests.app.console_support import BEARER, app_client, demo_inputs, launch_demo, login
+from tests.factories import FakeClock, WebParticipant, prolific
 
 
 @pytest.fixture
@@ -149,7 +149,7 @@ def test_monitor_shows_a_participants_rankings_and_refreshes_itself(client, cloc
     assert '<meta http-equiv="refresh" content="30">' in page
     assert "<script" not in page.split("</head>")[1]  # no inline script in the body (CSP)
     assert "0 of 16 rankings" in page
-    bot = Bot(client, "demo", "PID-A")
+    bot = WebParticipant(client, "demo", params=prolific("PID-A"))
     bot.onboard("korea")
     assert bot.finish(clock) == 5  # 4 pages + 1 attention check
     page = client.get("/console/rounds/demo?refresh=0").text
@@ -164,11 +164,11 @@ def test_monitor_shows_a_participants_rankings_and_refreshes_itself(client, cloc
 
 def test_pause_closes_entry_but_people_already_in_finish(client, clock):
     csrf = login(client)
-    inside = Bot(client, "demo", "PID-IN")
+    inside = WebParticipant(client, "demo", params=prolific("PID-IN"))
     inside.onboard("korea")
     inside.submit_current(clock)
     client.post("/console/rounds/demo/status/pause", data={"csrf_token": csrf})
-    late = Bot(client, "demo", "PID-LATE")
+    late = WebParticipant(client, "demo", params=prolific("PID-LATE"))
     assert late.enter().status_code == 503
     assert inside.finish(clock) == 4  # the rest of the pages are accepted while paused
     assert _status(client)["participants_by_status"]["completed"] == 1
@@ -178,12 +178,12 @@ def test_pause_closes_entry_but_people_already_in_finish(client, clock):
 
 def test_close_is_final(client, clock):
     csrf = login(client)
-    inside = Bot(client, "demo", "PID-IN")
+    inside = WebParticipant(client, "demo", params=prolific("PID-IN"))
     inside.onboard("nigeria")
     answered = inside.prepare()
     r = client.post("/console/rounds/demo/status/close", data={"csrf_token": csrf})
     assert r.status_code == 303
-    assert Bot(client, "demo", "PID-NEW").enter().status_code == 410
+    assert WebParticipant(client, "demo", params=prolific("PID-NEW")).enter().status_code == 410
     # people already inside finish the pages they hold, so nobody loses work they are paid for
     assert inside.post(answered).status_code in (200, 303)
     assert inside.finish(clock) == 4  # 3 more regular pages and the attention check
@@ -195,7 +195,7 @@ def test_close_is_final(client, clock):
 
 def test_close_refuses_pages_whose_lease_expired(client, clock):
     csrf = login(client)
-    inside = Bot(client, "demo", "PID-IN")
+    inside = WebParticipant(client, "demo", params=prolific("PID-IN"))
     inside.onboard("nigeria")
     answered = inside.prepare()
     client.post("/console/rounds/demo/status/close", data={"csrf_token": csrf})
@@ -207,21 +207,21 @@ def test_close_refuses_pages_whose_lease_expired(client, clock):
 def test_expired_leases_return_pages_to_the_pool(client, clock):
     csrf = login(client)
     # demo: 4 korean pages, target 2, 4 pages each: two people lease every korean page
-    idle = [Bot(client, "demo", f"IDLE-{i}") for i in range(2)]
+    idle = [WebParticipant(client, "demo", params=prolific(f"IDLE-{i}")) for i in range(2)]
     for b in idle:
         b.onboard("korea")
     late_answer = idle[0].prepare()
     s = _status(client)
     korea = next(c for c in s["coverage"] if c["culture"] == "korea")
     assert (korea["done"], korea["leased"]) == (0, 8)
-    full = Bot(client, "demo", "FULL")
+    full = WebParticipant(client, "demo", params=prolific("FULL"))
     full.onboard("korea")
     assert "no pages left" in full.page().text or _status(client)["participants_by_status"]["ineligible"] == 1
 
     clock.advance(minutes=31)  # demo lease_minutes = 30
     korea = next(c for c in _status(client)["coverage"] if c["culture"] == "korea")
     assert korea["leased"] == 0
-    fresh = Bot(client, "demo", "FRESH")
+    fresh = WebParticipant(client, "demo", params=prolific("FRESH"))
     fresh.onboard("korea")
     assert fresh.finish(clock) == 5
 
@@ -236,7 +236,7 @@ def test_expired_leases_return_pages_to_the_pool(client, clock):
 
 def test_exclude_keeps_rows_and_delete_removes_them(client, clock):
     csrf = login(client)
-    bots = [Bot(client, "demo", f"P-{i}") for i in range(2)]
+    bots = [WebParticipant(client, "demo", params=prolific(f"P-{i}")) for i in range(2)]
     for b in bots:
         b.onboard("korea")
         b.finish(clock)
@@ -277,7 +277,7 @@ def test_exclude_keeps_rows_and_delete_removes_them(client, clock):
 
 def test_participants_export_has_no_raw_platform_ids(client, clock):
     login(client)
-    b = Bot(client, "demo", "PROLIFIC-RAW-ID-123")
+    b = WebParticipant(client, "demo", params=prolific("PROLIFIC-RAW-ID-123"))
     b.onboard("korea")
     b.finish(clock)
     text = client.get("/console/rounds/demo/export/participants").text
@@ -307,7 +307,7 @@ def test_a_large_manifest_upload_is_accepted_on_the_launch_route_only(client, tm
 
 def test_a_data_request_is_found_by_platform_id_and_deleted(client, clock):
     csrf = login(client)
-    b = Bot(client, "demo", "5f1c0ffee5f1c0ffee5f1c0f")
+    b = WebParticipant(client, "demo", params=prolific("5f1c0ffee5f1c0ffee5f1c0f"))
     b.onboard("nigeria")
     b.finish(clock)
     r = client.post(
@@ -340,7 +340,7 @@ def _browser_round(tmp_path, clock) -> str:
         )
         assert r.status_code == 303 and r.headers["location"] == "/console/rounds/demo"
         assert "0 of 16 rankings" in client.get("/console/rounds/demo").text
-        bot = Bot(client, "demo", "BROWSER-1")
+        bot = WebParticipant(client, "demo", params=prolific("BROWSER-1"))
         bot.onboard("korea")
         bot.finish(clock)
         assert "4 of 16 rankings" in client.get("/console/rounds/demo").text
@@ -372,11 +372,11 @@ def test_the_analysis_reads_the_console_export(tmp_path, clock):
 def test_excluded_participants_pages_return_to_the_pool(client, clock):
     csrf = login(client)
     # demo: 4 korean pages, target 2, 4 pages each: two finished people fill every korean page
-    done = [Bot(client, "demo", f"DONE-{i}") for i in range(2)]
+    done = [WebParticipant(client, "demo", params=prolific(f"DONE-{i}")) for i in range(2)]
     for b in done:
         b.onboard("korea")
         assert b.finish(clock) == 5
-    full = Bot(client, "demo", "FULL")
+    full = WebParticipant(client, "demo", params=prolific("FULL"))
     full.onboard("korea")
     assert "return the study" in full.page().text
     assert _status(client)["participants_by_status"]["ineligible"] == 1
@@ -386,6 +386,6 @@ def test_excluded_participants_pages_return_to_the_pool(client, clock):
     )
     assert r.status_code == 303
     # the excluded person's rankings no longer count, so a newcomer gets their pages
-    again = Bot(client, "demo", "AGAIN")
+    again = WebParticipant(client, "demo", params=prolific("AGAIN"))
     again.onboard("korea")
     assert again.finish(clock) == 5
