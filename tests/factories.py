@@ -488,9 +488,32 @@ class WebParticipant:
         raise AssertionError("the study did not end")
 
 
+def onboarded(
+    client: Any, round_id: str, culture: str, params: dict[str, str] | None = None, **options: Any
+) -> WebParticipant:
+    """A new participant (a new browser: no cookies) through entry, consent, culture and instructions, on their
+    first ranking page."""
+    client.cookies.clear()
+    p = WebParticipant(client, round_id, culture, params=params, **options)
+    r = p.onboard()
+    assert r.status_code == 303 and step_of(p.form())[0] == "page", p.html[:500]
+    return p
+
+
 def walk(client: Any, start: str, *, culture: str, params: dict[str, str] | None = None, **options: Any):
     """A new :class:`WebParticipant` walked from ``start`` (a study link ``/s/{round}`` or a ``/p/{code}``)."""
     stop = options.pop("stop_after_pages", None)
     round_id = start.removeprefix("/s/") if start.startswith("/s/") else ""
     p = WebParticipant(client, round_id, culture, params=params, **options)
     return p.walk(None if start.startswith("/s/") else start, stop_after_pages=stop)
+
+
+def crawl_participant(
+    client: Any, round_id: str, culture: str, params: dict[str, str] | None = None, *, seed: str = "c"
+) -> WebParticipant:
+    """The whole study walked as a browser without JavaScript would, random ranks chosen, every response kept in
+    ``seen`` and every image and link a page shows fetched too."""
+    p = WebParticipant(
+        client, round_id, culture, params=params, choose=random_ranks, seed=seed, record=True, fetch_links=True
+    )
+    return p.walk()
