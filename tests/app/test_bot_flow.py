@@ -165,3 +165,15 @@ def test_cvpr_bots_with_prolific_ids_resume_and_redirect(make_study, tmp_path):
     assert len(criteria_orders) == 2  # counterbalanced criteria order within a culture
     raw = (tmp_path / "responses.csv").read_text()
     assert "pid0000" not in raw and "sess0" not in raw  # raw platform ids never leave the database
+
+
+def test_network_retries_of_every_page_store_each_answer_once(make_study, tmp_path):
+    study = make_study("demo.toml", "demo")
+    design = load_design(study.design_path)
+    twice = walk(study.client, "/s/demo", culture="korea", retries=2)  # every page posted twice, same token
+    once = walk(study.client, "/s/demo", culture="korea")
+    assert "DEMO-DONE" in twice.final_html and twice.pages == once.pages == 5
+    rows = export(study, tmp_path)
+    per_person = 4 * len(design.criteria) * len(design.models) + len(design.models)
+    assert len(rows) == 2 * per_person
+    check_rows_match_walks(rows, [twice, once], study)
