@@ -16,8 +16,8 @@ from app import export, rounds
 from app.approvals import APPROVE, REVIEW, Completer, approval_rows
 from app.codebook import FILES, HEADERS, codebook_json, codebook_md
 from app.models import AuditLog
-from tests.app.console_support import BEARER, Bot, app_client, launch_demo, login
-from tests.factories import FakeClock
+from tests.app.console_support import BEARER, app_client, launch_demo, login
+from tests.factories import FakeClock, WebParticipant, prolific
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -30,17 +30,17 @@ def test_approvals_export_holds_exactly_the_completers_raw_ids_and_is_audited(tm
     clock = FakeClock()
     with app_client(tmp_path, clock) as client:
         launch_demo(client, tmp_path / "images")
-        done = [Bot(client, "demo", f"DONE-{i}") for i in range(2)]
+        done = [WebParticipant(client, "demo", params=prolific(f"DONE-{i}")) for i in range(2)]
         for b in done:
-            b.onboard("korea" if b.pid.endswith("0") else "nigeria")
+            b.onboard("korea" if b is done[0] else "nigeria")
             b.finish(clock)
-        careless = Bot(client, "demo", "CARELESS", attentive=False)
+        careless = WebParticipant(client, "demo", params=prolific("CARELESS"), heed_checks=False)
         careless.onboard("nigeria")
         careless.finish(clock)
-        half = Bot(client, "demo", "HALF")
+        half = WebParticipant(client, "demo", params=prolific("HALF"))
         half.onboard("korea")
         half.submit_current(clock)
-        Bot(client, "demo", "OTHER").onboard("other")
+        WebParticipant(client, "demo", params=prolific("OTHER")).onboard("other")
         assert client.get("/api/rounds/demo/export?kind=approvals").status_code == 401
         r = client.get("/api/rounds/demo/export?kind=approvals", headers=BEARER)
         assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
@@ -103,7 +103,7 @@ def test_export_cli_writes_codebook_beside_and_one_timestamp_format(tmp_path, mo
     db = f"sqlite:///{tmp_path / 'study.db'}"
     with app_client(tmp_path, clock, database_url=db) as client:
         launch_demo(client, tmp_path / "images")
-        b = Bot(client, "demo", "CLI-1")
+        b = WebParticipant(client, "demo", params=prolific("CLI-1"))
         b.onboard("korea")
         b.finish(clock)
     monkeypatch.setenv("DATABASE_URL", db)
@@ -134,7 +134,7 @@ def test_rounds_list_and_reclaim(tmp_path, monkeypatch, capsys):
     db = f"sqlite:///{tmp_path / 'study.db'}"
     with app_client(tmp_path, clock, database_url=db) as client:
         launch_demo(client, tmp_path / "images")
-        Bot(client, "demo", "IDLE").onboard("korea")
+        WebParticipant(client, "demo", params=prolific("IDLE")).onboard("korea")
     monkeypatch.setenv("DATABASE_URL", db)
     monkeypatch.setenv("SECRET_KEY", "k" * 40)
     assert rounds.main(["list"]) == 0

@@ -7,9 +7,9 @@ import csv
 import io
 
 from app import export
-from tests.app.console_support import BEARER, Bot, app_client, launch_demo, login
-from tests.app.studybot import walk
-from tests.factories import FakeClock
+from tests.app.console_support import BEARER, app_client, launch_demo, login
+from tests.factories import FakeClock, WebParticipant, prolific
+from tests.factories.web import walk
 
 
 def test_a_trial_run_counts_toward_no_coverage_total_or_default_export(tmp_path):
@@ -19,9 +19,7 @@ def test_a_trial_run_counts_toward_no_coverage_total_or_default_export(tmp_path)
         csrf = login(client)
         r = client.post("/console/rounds/demo/try", data={"csrf_token": csrf})
         assert r.status_code == 303 and r.headers["location"].startswith("/p/")
-        client.follow_redirects = True
         w = walk(client, r.headers["location"], culture="korea")
-        client.follow_redirects = False
         assert w.pages == 5 and "DEMO-DONE" in w.final_html
         status = client.get("/api/rounds/demo/status", headers=BEARER).json()
         assert status["participants_total"] == 0 and status["pages_submitted"] == 0
@@ -36,10 +34,9 @@ def test_a_trial_run_counts_toward_no_coverage_total_or_default_export(tmp_path)
             assert len(list(export.response_rows(s, "demo", include_pilot=True))) > 0
         # two real people still fill every korean page (target 2): the trial run took nothing from them
         for i in range(2):
-            b = Bot(client, "demo", f"REAL-{i}")
+            b = WebParticipant(client, "demo", params=prolific(f"REAL-{i}"))
             b.onboard("korea")
             assert b.finish(clock) == 5
-        csrf = login(client)  # the walk started as a new browser (no cookies)
         r = client.post("/console/rounds/demo/pilot/clear", data={"csrf_token": csrf})
         assert r.status_code == 303 and r.headers["location"] == "/console/rounds/demo"
         with Session(client.app.state.engine) as s:

@@ -17,7 +17,8 @@ from app.identity import parse_entry
 from app.models import Assignment, Participant
 from study_designs.schema import DesignError, load_design
 from tests.app.conftest import DESIGNS
-from tests.app.studybot import parse, reverse_ranks, walk
+from tests.factories.pages import answer, parse, reverse_ranks
+from tests.factories.web import walk
 
 EXITS = """
 screened_out = { code = "T-SCREEN" }
@@ -184,11 +185,7 @@ def test_page_ranked_after_the_time_ran_out_is_kept_and_flagged_then_the_timed_o
     study.clock.advance(minutes=31)  # demo lease: 30 minutes
     with study.session() as s:
         assert crud.reclaim_expired_leases(s, round_id="pr", actor="test", now=study.clock()) != []
-    data = dict(page.hidden)
-    for crit in {name.removeprefix("rank-").rsplit("-", 1)[0] for name in page.selects}:
-        n = sum(1 for k in page.selects if k.startswith(f"rank-{crit}-"))
-        for i, rank in enumerate(reverse_ranks(crit, n, page.marked.get(crit))):
-            data[f"rank-{crit}-{i}"] = str(rank)
+    data = answer(page, reverse_ranks)
     r = study.client.post(page.action, data=data, follow_redirects=True)
     assert r.status_code == 200
     assert "Your time ran out" in r.text and "T-TIME" in r.text
