@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         access_log=args.access_log,
         log_config=uvicorn_log_config(),
         server_header=False,
-        proxy_headers=bool(settings.forwarded_allow_ips),
+        proxy_headers=True,  # believed only from FORWARDED_ALLOW_IPS (uvicorn's default: 127.0.0.1)
         forwarded_allow_ips=settings.forwarded_allow_ips or None,
         log_level="info",
     )

@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str = Field(
         default="",
         description="FORWARDED_ALLOW_IPS: addresses of trusted proxies whose X-Forwarded-For/-Proto are believed "
-        "(comma-separated, '*' for any); empty: none.",
+        "(comma-separated, '*' for any); empty: uvicorn's default, 127.0.0.1.",
     )
     login_free_failures: int = Field(
         default=5, ge=1, description="Wrong researcher tokens from one address before the back-off starts."

@@ -20,7 +20,7 @@ from fastapi import Depends, Form, HTTPException, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from app.crud.console_logins import login_live
+from app.crud.console_logins import failed_login, login_live
 from app.deps import SessionDep
 
 COOKIE_NAME = "scoft_console"
@@ -199,10 +199,30 @@ _bearer = HTTPBearer(auto_error=False, description="RESEARCHER_TOKEN as a Bearer
 
 
 def api_researcher(
-    cfg: AuthConfigDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request,
+    cfg: AuthConfigDep,
+    db: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> ApiResearcher:
-    """Require ``Authorization: Bearer <RESEARCHER_TOKEN>``; otherwise 401 with ``WWW-Authenticate: Bearer``."""
+    """Require ``Authorization: Bearer <RESEARCHER_TOKEN>``; otherwise 401 with ``WWW-Authenticate: Bearer``.
+
+    Wrong tokens back off and are audited as console log-ins are (one guard for both); no token at all is simply
+    refused (a browser or a probe without credentials is not a guess)."""
+    guard = request.app.state.login_guard
+    client = request.client.host if request.client else "unknown"
+    verdict = guard.check(client)
+    if not verdict.allowed:
+        raise HTTPException(
+            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+            detail="too many wrong tokens; try again later",
+            headers={"Retry-After": verdict.retry_after_header},
+        )
     given = credentials.credentials if credentials and credentials.scheme.lower() == "bearer" else None
+    if given and not token_matches(given, cfg.researcher_token):
+        after = guard.failed(client)
+        failed_login(db, client=client, actor="api", now=request.app.state.clock(), blocked_s=after.retry_after)
+    elif given:
+        guard.succeeded(client)
     if not token_matches(given, cfg.researcher_token):
         raise HTTPException(
             status_code=status.HTTP_401_UNAUTHORIZED,

@@ -32,6 +32,7 @@ class LaunchProblemsOut(BaseModel):
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "Missing or wrong `Authorization: Bearer <RESEARCHER_TOKEN>`."},
+    429: {"model": ErrorOut, "description": "Too many wrong tokens from this address: wait `Retry-After` seconds."},
     404: {"model": ErrorOut, "description": "No such round."},
 }
 STATE_ERRORS: dict[int | str, dict[str, Any]] = {

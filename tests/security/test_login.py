@@ -87,3 +87,16 @@ def test_cookie_is_secure_when_configured_for_a_tls_proxy(tmp_path):
         r = c.post("/console/login", data={"token": TOKEN})
         assert "secure" not in r.headers["set-cookie"].lower()
         csrf_of(c.get("/console").text)
+
+
+def test_bearer_guessing_on_the_api_backs_off_too(tmp_path):
+    now = [0.0]
+    with app_client(tmp_path) as c:
+        c.app.state.login_guard = LoginGuard(free_failures=2, clock=lambda: now[0])
+        wrong = {"Authorization": "Bearer guess"}
+        assert [c.get("/api/rounds", headers=wrong).status_code for _ in range(4)] == [401, 401, 401, 429]
+        assert c.get("/api/rounds", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 429
+        assert len(_audit(c, "login failed")) == 3
+        now[0] += 5
+        assert c.get("/api/rounds", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+        assert all(c.get("/api/rounds").status_code == 401 for _ in range(5))  # no credentials: not a guess
