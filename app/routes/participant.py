@@ -7,6 +7,7 @@ Each route reads its input, calls one ``crud`` function and renders the view mod
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
@@ -14,13 +15,12 @@ from fastapi.templating import Jinja2Templates
 from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
-from dataclasses import replace
-
 from app import crud, i18n
 from app.deps import ClockDep, CurrentParticipant, CurrentRound, SessionDep, SettingsDep, TemplatesDep
 from app.flow import InvalidInput
 from app.flow.views import View, message
 from app.identity import EntryError, parse_entry
+from app.middleware import MTURK_CSP
 from app.models import RoundImage
 from app.snapshots import round_design
 
@@ -55,10 +55,8 @@ def entry(
         )
         return render(templates, request, incomplete, 400)
     if platform.preview:
-        preview = message(
-            round_design(rnd).title, "Accept the task to begin. You will rank groups of images on a few questions."
-        )
-        return render(templates, request, preview)
+        view = crud.preview(session, round_id=rnd.id, design=round_design(rnd))
+        return render(templates, request, view, platform="mturk")
     cookie = COOKIE_PREFIX + rnd.id
     if platform.participant_id is None and (known := request.cookies.get(cookie)):
         person = crud.by_code(session, known)
@@ -87,7 +85,8 @@ def show(
 ) -> HTMLResponse:
     lang = i18n.choose(current.design.languages, wanted(request))
     current = replace(current, design=current.design.localized(lang))
-    response = render(templates, request, crud.show(session, current, now=clock()))
+    view = crud.show(session, current, now=clock())
+    response = render(templates, request, view, platform=current.row.platform)
     if request.query_params.get(i18n.QUERY) == lang:  # the switcher: keep the choice for the pages that follow
         response.set_cookie(i18n.COOKIE, lang, max_age=60 * 60 * 24 * 30, httponly=True, samesite="lax", path="/p/")
     return response
@@ -97,12 +96,15 @@ def wanted(request: Request) -> list[str]:
     return i18n.preferences(request.query_params, request.cookies, request.headers.get("accept-language"))
 
 
-def render(templates: Jinja2Templates, request: Request, view: View, status: int = 200) -> HTMLResponse:
+def render(
+    templates: Jinja2Templates, request: Request, view: View, status: int = 200, *, platform: str = "none"
+) -> HTMLResponse:
     """A view in the participant's language: among the design's languages when the view names them."""
+    headers = NO_STORE | ({"Content-Security-Policy": MTURK_CSP} if platform == "mturk" else {})
     available = view.context.get("design_languages") or ["en"]
     lang = i18n.choose(available, wanted(request))
     context = view.context | i18n.template_context(lang, available, request.url.path)
-    return templates.TemplateResponse(request, view.template, context, status_code=status, headers=NO_STORE)
+    return templates.TemplateResponse(request, view.template, context, status_code=status, headers=headers)
 
 
 async def _form(request: Request) -> dict[str, list[str]]:
@@ -123,8 +125,11 @@ def _one(form: dict[str, list[str]], name: str, missing: str) -> str:
 
 @router.post("/p/{code}/consent", include_in_schema=False)
 async def consent(code: str, request: Request, session: SessionDep, clock: ClockDep) -> Response:
-    agreed = (await _form(request)).get("agree") == ["yes"]
-    await run_in_threadpool(lambda: crud.give_consent(session, code=code, agreed=agreed, now=clock()))
+    form = await _form(request)
+    agreed, declined = form.get("agree") == ["yes"], form.get("decline") == ["yes"]
+    await run_in_threadpool(
+        lambda: crud.give_consent(session, code=code, agreed=agreed, declined=declined, now=clock())
+    )
     return _to(code)
 
 

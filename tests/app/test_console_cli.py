@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from app import rounds
-from tests.app.console_support import BEARER, Bot, app_client, launch_demo, login
-from tests.factories import FakeClock
+from tests.app.console_support import BEARER, app_client, launch_demo, login
+from tests.factories import FakeClock, WebParticipant, prolific
 
 
 def test_cli_state_changes_and_status_match_the_api(tmp_path, monkeypatch, capsys):
@@ -14,7 +14,7 @@ def test_cli_state_changes_and_status_match_the_api(tmp_path, monkeypatch, capsy
     db = f"sqlite:///{tmp_path / 'study.db'}"
     with app_client(tmp_path, clock, database_url=db) as client:
         launch_demo(client, tmp_path / "images")
-        bot = Bot(client, "demo", "CLI-1")
+        bot = WebParticipant(client, "demo", params=prolific("CLI-1"))
         bot.onboard("korea")
         bot.finish(clock)
         api_status = client.get("/api/rounds/demo/status", headers=BEARER).json()
@@ -29,11 +29,11 @@ def test_cli_state_changes_and_status_match_the_api(tmp_path, monkeypatch, capsy
 
     assert rounds.main(["pause", "--round", "demo", "--actor", "ops"]) == 0
     assert "demo: paused" in capsys.readouterr().out
-    assert rounds.main(["pause", "--round", "demo"]) == 1
+    assert rounds.main(["pause", "--round", "demo"]) == 2
     assert "it is paused" in capsys.readouterr().err
     assert rounds.main(["resume", "--round", "demo"]) == 0
     assert rounds.main(["close", "--round", "demo"]) == 0
-    assert rounds.main(["close", "--round", "nope"]) == 1
+    assert rounds.main(["close", "--round", "nope"]) == 2
     capsys.readouterr()
     assert rounds.main(["status", "--round", "demo"]) == 0
     out = capsys.readouterr().out

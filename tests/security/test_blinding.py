@@ -21,7 +21,8 @@ from app.main import create_app
 from app.models import RoundImage
 from app.placeholder import write_placeholders
 from study_designs.schema import load_design
-from tests.security.support import Spec, crawl_participant, write_design
+from tests.factories import crawl_participant
+from tests.security.support import Spec, write_design
 
 MODELS = (("mdlxalpha", "Zeta Generator Q7"), ("mdlxbravo", "Omega Diffuser K2"), ("mdlxcharlie", "Sigma Painter V9"))
 SEEDS = (8675309111, 8675309333)
