@@ -15,6 +15,7 @@ from app.config import Settings
 from app.db import create_tables, make_engine
 from app.errors import install_error_handlers
 from app.middleware import BodyLimit, SecurityHeaders
+from app.ratelimit import limiter_from_settings
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -33,6 +34,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.settings = settings
     app.state.engine = engine
     app.state.clock = clock or utcnow
+    app.state.enrol_limiter = limiter_from_settings(settings)
     app.state.templates = Jinja2Templates(directory=str(PACKAGE_DIR / "templates"))
     app.mount("/static", StaticFiles(directory=str(PACKAGE_DIR / "static")), name="static")
 

@@ -20,6 +20,8 @@ from study_designs.schema import load_design
 
 REPO = Path(__file__).resolve().parents[1]
 DESIGNS = REPO / "study_designs"
+# test apps enrol many participants from one client at once; the enrolment limits have their own tests
+NO_ENROL_LIMIT = {"enrol_rate_per_client": 0, "enrol_rate_per_round": 0}
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 

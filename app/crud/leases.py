@@ -10,10 +10,11 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, func, or_, select
 
 from app import assignment as assign
+from app.blinding import image_token
 from app.crud.common import Loaded, audit, load
 from app.db import write
-from app.flow import RoundNotFound, apply, exclusion_threshold, is_excluded
-from app.flow.machine import Reclaim, refresh_plan, to_utc
+from app.flow import RoundNotFound, TryLater, apply, exclusion_threshold, is_excluded
+from app.flow.machine import Reclaim, Slot, refresh_plan, to_utc
 from app.flow.status import LIVE_STATUSES, ParticipantStatus
 from app.flow.views import ImageInfo
 from app.models import Assignment, Participant, Round, RoundImage, RoundPage
@@ -21,9 +22,15 @@ from study_designs.schema import Design
 
 
 def page_coverage(
-    session: Session, *, round_id: str, culture: str | None, now: datetime, exclude_after: int | None = None
+    session: Session,
+    *,
+    round_id: str,
+    culture: str | None,
+    now: datetime,
+    exclude_after: int | None = None,
+    leases: bool = True,
 ) -> dict[str, int]:
-    """Submitted regular rankings plus live leases, per page (pages without any are absent).
+    """Submitted regular rankings plus live leases (unless ``leases=False``), per page (pages without any are absent).
 
     Rankings of excluded participants (by hand, or by ``exclude_after`` failed attention checks) do not count, so
     their pages return to the pool and still reach the target with valid rankings.
@@ -34,7 +41,9 @@ def page_coverage(
         .where(
             Assignment.round_id == round_id,
             Assignment.kind == "regular",
-            or_(col(Assignment.submitted_at).is_not(None), col(Assignment.leased_until) > now),
+            or_(col(Assignment.submitted_at).is_not(None), col(Assignment.leased_until) > now)
+            if leases
+            else col(Assignment.submitted_at).is_not(None),
         )
         .group_by(col(Assignment.page_id), col(Participant.status), col(Participant.failed_checks))
     )
@@ -68,20 +77,20 @@ def images_by_page_model(session: Session, round_id: str, page_ids: set[str]) ->
     return {(page, model): image for page, model, image in rows}
 
 
-def image_infos(session: Session, round_id: str, image_ids: tuple[str, ...]) -> list[ImageInfo]:
-    """The images of one page, in the given order."""
+def image_infos(session: Session, loaded: Loaded, slot: Slot) -> list[ImageInfo]:
+    """The images of one slot, in its order, with tokens of this slot only (``app.blinding``)."""
     rows = session.exec(
         select(
             RoundImage.image_id,
-            RoundImage.token,
             RoundImage.culture,
             RoundImage.prompt_id,
             RoundImage.width,
             RoundImage.height,
-        ).where(RoundImage.round_id == round_id, col(RoundImage.image_id).in_(image_ids))
+        ).where(RoundImage.round_id == loaded.row.round_id, col(RoundImage.image_id).in_(slot.image_order))
     ).all()
-    by_id = {r[0]: ImageInfo(*r) for r in rows}
-    return [by_id[i] for i in image_ids]
+    secret = loaded.round_secret
+    by_id = {r[0]: ImageInfo(r[0], image_token(secret, slot.token, r[0]), *r[1:]) for r in rows}
+    return [by_id[i] for i in slot.image_order]
 
 
 def _models_of(session: Session, round_id: str, image_ids: list[str]) -> list[str]:
@@ -95,9 +104,14 @@ def _models_of(session: Session, round_id: str, image_ids: list[str]) -> list[st
 
 
 def assign_pages(
-    session: Session, *, design: Design, person: Participant, culture: str, now: datetime
+    session: Session, *, design: Design, person: Participant, culture: str, now: datetime, secret: str
 ) -> list[Assignment]:
-    """Plan and store a participant's pages (once, when they choose their culture); none when nothing is left."""
+    """Plan and store a participant's pages (once, when they choose their culture); none when nothing is left.
+
+    ``secret`` is the round's own secret: it keys the culture's image orders, so they are reproducible from the
+    database yet cannot be recomputed from the public design. When every page with room is only held by others'
+    live leases, the culture is momentarily full: ``TryLater`` (nothing is written; the person may come back).
+    """
     round_id = person.round_id
     pages = culture_pages(session, round_id, culture)
     if not pages:
@@ -136,9 +150,24 @@ def assign_pages(
         attention_checks=q.attention_checks,
         repeat_pages=q.repeat_pages,
         check_criteria=tuple(c.id for c in design.criteria if not c.allow_skip),
+        order_seed=assign.culture_order_seed(secret, design.seed, round_id, culture),
     )
     plans = assign.plan(req)
     if not plans:
+        answered = page_coverage(
+            session,
+            round_id=round_id,
+            culture=culture,
+            now=now,
+            exclude_after=exclusion_threshold(design.quality),
+            leases=False,
+        )
+        if any(answered.get(p, 0) < a.target_rankings_per_page for p in pages):
+            raise TryLater(
+                "Every page for your culture is being worked on by someone right now. "
+                "Please come back in a few minutes and choose your culture again.",
+                retry_after=60,
+            )
         return []
     images = images_by_page_model(session, round_id, {p.page_id for p in plans})
     lease = now + timedelta(minutes=a.lease_minutes)

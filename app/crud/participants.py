@@ -9,14 +9,15 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from types import SimpleNamespace
 
 from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
+from app.config import Settings
 from app.crud.common import Loaded, audit, load, to_slot
 from app.crud.leases import assign_pages, image_infos, refresh_leases
 from app.db import write
@@ -92,6 +93,23 @@ def enter(session: Session, *, round_id: str, entry: PlatformEntry, secret: str,
         return found
 
 
+ENROL_WINDOW_S = 60
+
+
+def enrolment_cap_reached(session: Session, round_id: str, *, settings: Settings, now: datetime) -> bool:
+    """Whether the round took ``enrol_burst_per_round`` new participants in the last minute, counted in the database,
+    so the cap holds for all workers and hosts together (the in-process limiter is per worker)."""
+    if settings.enrol_rate_per_round == 0:
+        return False
+    since = now - timedelta(seconds=ENROL_WINDOW_S)
+    recent = session.exec(
+        select(func.count())
+        .select_from(Participant)
+        .where(Participant.round_id == round_id, col(Participant.created_at) > since)
+    ).one()
+    return recent >= settings.enrol_burst_per_round
+
+
 def _by_key(session: Session, round_id: str, key: str) -> Participant | None:
     return session.exec(
         select(Participant).where(Participant.round_id == round_id, Participant.platform_key == key)
@@ -136,7 +154,9 @@ def choose_culture(session: Session, *, code: str, culture: str, now: datetime) 
         row = loaded.row
         if moved.assign_culture is not None:
             row.culture = culture
-            slots = assign_pages(session, design=loaded.design, person=row, culture=culture, now=now)
+            slots = assign_pages(
+                session, design=loaded.design, person=row, culture=culture, now=now, secret=loaded.round_secret
+            )
             moved = apply(loaded.state, Assigned(len(slots)))  # type: ignore[assignment]
             audit(
                 session,
@@ -168,7 +188,7 @@ def show(session: Session, loaded: Loaded, *, now: datetime) -> View:
         return step_view(step, design=loaded.design, person=loaded.person, state=loaded.state)
     slot = loaded.state.slot_at(step.position)  # type: ignore[arg-type]
     assert slot is not None
-    images = image_infos(session, loaded.row.round_id, slot.image_order)
+    images = image_infos(session, loaded, slot)
     if showing.mark_shown is not None:  # type: ignore[union-attr]
         with write(session):
             session.exec(
@@ -231,7 +251,7 @@ def submit_page(
             slot = loaded.state.slot_at(position)
             if slot is None or slot.submitted:
                 raise
-            images = image_infos(session, loaded.row.round_id, slot.image_order)
+            images = image_infos(session, loaded, slot)
             view = page_view(
                 slot,
                 images,
@@ -240,6 +260,7 @@ def submit_page(
                 state=loaded.state,
                 error=err.message,
                 submitted=form,
+                problems=getattr(err, "problems", None),
             )
             raise InvalidPage(err.message, view) from None
         if isinstance(outcome, Stored):

@@ -269,7 +269,7 @@ def _submit(state: State, event: Submit) -> Stored | Replayed:
     slot = state.slot_at(event.position)
     if slot is None:
         raise NotFound("This page is not part of your study.")
-    if not secrets.compare_digest(slot.token, event.token):
+    if not secrets.compare_digest(slot.token.encode(), event.token.encode("utf-8", "surrogatepass")):
         raise Conflict("This form is out of date (stale token). Please reload the page.")
     skippable = {c.id for c in event.design.criteria if c.allow_skip}
     sub = parse_submission(event.form, criteria=slot.criteria_order, n_items=len(slot.image_order), skippable=skippable)

@@ -9,17 +9,22 @@ from __future__ import annotations
 from collections import defaultdict
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from sqlmodel import select
+from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
 from app import crud
+from app.blinding import image_of, split_token
+from app.crud.participants import ENROL_WINDOW_S
 from app.deps import ClockDep, CurrentParticipant, CurrentRound, SessionDep, SettingsDep, TemplatesDep
-from app.flow import InvalidInput
+from app.flow import InvalidInput, NotFound
 from app.flow.views import View, message
 from app.identity import EntryError, parse_entry
-from app.models import RoundImage
+from app.models import Assignment, Round, RoundImage
+from app.ranks import parse_position
+from app.ratelimit import Decision, RateLimiter
+from app.security import COOKIE_NAME, auth_config, read_session_cookie
 from app.snapshots import round_design
 
 router = APIRouter()
@@ -66,12 +71,37 @@ def entry(
         existing = crud.find_participant(session, round_id=rnd.id, entry=platform, secret=settings.secret_key)
         if existing is not None:
             return _with_cookie(_to(existing.code), cookie, existing.code)
+    elif round_design(rnd).recruitment.platform != "none" and not _researcher(request):
+        incomplete = message(
+            "This link is incomplete",
+            "This study is run through a recruitment platform, and the link did not carry your participant id.",
+            "Please open the study again from the recruitment platform.",
+        )
+        return render(templates, request, incomplete, 400)
     if rnd.status != "open":
         closed = rnd.status == "closed"
         text = "This study has closed." if closed else "This study is paused. Please try again later."
         return render(templates, request, message("Not taking participants", text), 410 if closed else 503)
-    person = crud.enter(session, round_id=rnd.id, entry=platform, secret=settings.secret_key, now=clock())
+    now = clock()
+    limiter: RateLimiter = request.app.state.enrol_limiter
+    decision = limiter.check(request.client.host if request.client else "unknown", rnd.id)
+    if decision.allowed and crud.enrolment_cap_reached(session, rnd.id, settings=settings, now=now):
+        decision = Decision(False, ENROL_WINDOW_S)  # the database-wide cap (all workers and hosts together)
+    if not decision.allowed:
+        busy = message(
+            "Too many people are starting at once",
+            "Please wait a minute and open your study link again. Nothing has been recorded yet.",
+        )
+        resp = render(templates, request, busy, 429)
+        resp.headers["Retry-After"] = decision.retry_after_header
+        return resp
+    person = crud.enter(session, round_id=rnd.id, entry=platform, secret=settings.secret_key, now=now)
     return _with_cookie(_to(person.code), cookie, person.code)
+
+
+def _researcher(request: Request) -> bool:
+    """A logged-in researcher previewing a platform round without platform ids."""
+    return read_session_cookie(auth_config(request), request.cookies.get(COOKIE_NAME)) is not None
 
 
 def _with_cookie(resp: Response, name: str, code: str) -> Response:
@@ -127,22 +157,41 @@ async def instructions(code: str, session: SessionDep, clock: ClockDep) -> Respo
 
 
 @router.post("/p/{code}/page/{position}", include_in_schema=False)
-async def submit(code: str, position: int, request: Request, session: SessionDep, clock: ClockDep) -> Response:
+async def submit(code: str, position: str, request: Request, session: SessionDep, clock: ClockDep) -> Response:
     """Store one ranking page, then show whatever comes next (a fixable form comes back with its reason, 400)."""
+    page = parse_position(position)
+    if page is None:
+        raise NotFound("This page is not part of your study.")
     form = await _form(request)
     token = _one(form, "token", "The form is missing its page token.")
     await run_in_threadpool(
-        lambda: crud.submit_page(session, code=code, position=position, token=token, form=form, now=clock())
+        lambda: crud.submit_page(session, code=code, position=page, token=token, form=form, now=clock())
     )
     return _to(code)
 
 
 @router.get("/i/{token}", include_in_schema=False)
-def image(token: str, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
-    row = session.exec(select(RoundImage.path).where(RoundImage.token == token)).first()
-    if row is None:
-        return Response("Image not found.", status_code=404, media_type="text/plain")
-    path = settings.media_root / row
-    if not path.is_file():
-        return Response("Image not found.", status_code=404, media_type="text/plain")
-    return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private, max-age=604800, immutable"})
+def image(token: str, session: SessionDep, settings: SettingsDep) -> Response:
+    """One image of one participant's page slot (``app.blinding``). The headers are the same for every image: no
+    file time, no ETag, nothing but the length depends on the file."""
+    slot_token = split_token(token)
+    found = None
+    if slot_token is not None:
+        found = session.exec(
+            select(Assignment.round_id, Assignment.image_order, Round.secret)
+            .join(Round, col(Round.id) == Assignment.round_id)
+            .where(Assignment.token == slot_token)
+        ).first()
+    image_id = None if found is None else image_of(found[2], token, found[1])
+    row = None
+    if image_id is not None:
+        row = session.exec(
+            select(RoundImage.path).where(RoundImage.round_id == found[0], RoundImage.image_id == image_id)
+        ).first()
+    path = None if row is None else settings.media_root / row
+    if path is None or not path.is_file():
+        return Response("Image not found.", status_code=404, media_type="text/plain", headers=NO_STORE)
+    return Response(path.read_bytes(), media_type="image/png", headers=IMAGE_HEADERS)
+
+
+IMAGE_HEADERS = {"Cache-Control": "private, max-age=604800, immutable"}

@@ -164,5 +164,8 @@ def walk(
                         w.given[(pos, crit, i)] = rank
             w.pages += 1
         r = client.post(f.action, data=data, follow_redirects=True)
+        if r.status_code == 503 and "Retry-After" in r.headers:  # the culture is momentarily full: come back later
+            w.final_html = r.text
+            return w
         assert r.status_code == 200, r.text
     raise AssertionError("the study did not end")

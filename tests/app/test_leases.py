@@ -80,7 +80,10 @@ def test_abandoned_pages_go_to_newcomers_and_a_late_return_can_still_finish(make
     b = walk(study.client, "/s/leases", culture="korea", stop_after_pages=0)
     assert not pages_of(study, a.code) & pages_of(study, b.code)
     full = walk(study.client, "/s/leases", culture="korea")
-    assert full.pages == 0 and "nothing left to rank" in full.final_html  # every page is leased
+    # every page is leased, not answered: told to come back, and not recorded as ineligible for good
+    assert full.pages == 0 and "come back" in full.final_html
+    with study.session() as s:
+        assert s.exec(select(Participant.status).where(Participant.code == full.code)).one() == "profile"
 
     study.clock.advance(minutes=31)  # both leases ran out; b comes back at once and finishes, a has left
     assert walk(study.client, f"/p/{b.code}", culture="korea").pages == 2

@@ -20,6 +20,7 @@ from app.db import create_tables, make_engine, new_session
 from app.launch import launch_round
 from app.placeholder import write_placeholders
 from study_designs.schema import load_design
+from tests.factories import NO_ENROL_LIMIT
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -69,7 +70,10 @@ def live_roomy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStudy]:
 def serve(tmp_path: Path, design: Path) -> Iterator[LiveStudy]:
     """Launch ``design`` as round "demo" from placeholder images and run ``python -m app`` on a free port."""
     settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'study.db'}", media_root=tmp_path / "media", secret_key="e2e-secret"
+        database_url=f"sqlite:///{tmp_path / 'study.db'}",
+        media_root=tmp_path / "media",
+        secret_key="e2e-secret",
+        **NO_ENROL_LIMIT,
     )
     manifest, _ = write_placeholders(load_design(design), tmp_path / "images", size=192)
     engine = make_engine(settings.database_url)
@@ -93,6 +97,8 @@ def serve(tmp_path: Path, design: Path) -> Iterator[LiveStudy]:
         RESEARCHER_TOKEN="e2e-token",
         HOST="127.0.0.1",
         PORT=str(port),
+        ENROL_RATE_PER_CLIENT="0",
+        ENROL_RATE_PER_ROUND="0",
     )
     log = tmp_path / "server.log"
     with log.open("w") as fh:

@@ -21,6 +21,7 @@ from app.main import create_app
 from app.models import RoundImage
 from app.placeholder import write_placeholders
 from study_designs.schema import load_design
+from tests.factories import NO_ENROL_LIMIT
 from tests.security.support import Spec, crawl_participant, write_design
 
 MODELS = (("mdlxalpha", "Zeta Generator Q7"), ("mdlxbravo", "Omega Diffuser K2"), ("mdlxcharlie", "Sigma Painter V9"))
@@ -54,6 +55,7 @@ def test_no_participant_response_reveals_models_files_or_seeds(tmp_path):
         media_root=tmp_path / "media",
         secret_key="k" * 32,
         researcher_token="t" * 32,
+        **NO_ENROL_LIMIT,
     )
     with session_scope(settings.database_url) as s:
         launch_round(
