@@ -166,7 +166,7 @@ def criterion_error(problem: str, question: str, n_items: int, allow_skip: bool)
     if problem == INVALID:
         text = f"Choose a rank from 1 to {n_items} for each image for “{question}”"
     elif problem == DUPLICATE:
-        text = f"Use each rank from 1 to {n_items} once (each rank once) for “{question}”"
+        text = f"Use each rank from 1 to {n_items} once for “{question}”"
     else:
         text = f"Rank every image for “{question}”"
     return text + (" or tick “Too distressing to judge”" if allow_skip else "")
