@@ -14,7 +14,7 @@ from app.blinding import image_token
 from app.crud.common import Loaded, audit, load
 from app.db import write
 from app.flow import RoundNotFound, TryLater, apply, exclusion_threshold, is_excluded
-from app.flow.machine import Reclaim, Slot, refresh_plan, to_utc
+from app.flow.machine import LEASE_WINDOW, Reclaim, Slot, refresh_plan, to_utc
 from app.flow.status import LIVE_STATUSES, ParticipantStatus
 from app.flow.views import ImageInfo
 from app.models import Assignment, Participant, Round, RoundImage, RoundPage
@@ -172,7 +172,7 @@ def assign_pages(
     images = images_by_page_model(session, round_id, {p.page_id for p in plans})
     lease = now + timedelta(minutes=a.lease_minutes)
     slots = []
-    for p in plans:
+    for i, p in enumerate(plans):
         order = [images[(p.page_id, m)] for m in p.model_order]
         slot = Assignment(
             participant_id=person.id,
@@ -187,59 +187,77 @@ def assign_pages(
             check_criterion=p.check_criterion,
             check_image_id=images[(p.page_id, p.check_model)] if p.check_model else None,
             token=secrets.token_urlsafe(18),
-            leased_until=lease,
+            leased_until=lease if i < LEASE_WINDOW else now,  # later pages are leased as the person reaches them
         )
         session.add(slot)
         slots.append(slot)
     return slots
 
 
-def refresh_leases(session: Session, loaded: Loaded, *, now: datetime) -> int:
-    """Inside a write transaction with ``loaded`` locked: lease a returning participant's expired pages again,
-    swapping pages that others have filled since (``flow.machine.refresh_plan``). Returns the slots changed."""
+def refresh_leases(session: Session, loaded: Loaded, *, now: datetime) -> Loaded:
+    """Inside a write transaction with ``loaded`` locked: lease the participant's current page, swapping it when
+    others have filled it since, or dropping never-shown pages that no longer have room (``flow.machine.
+    refresh_plan``), until the current page is held; a participant left with no page has completed. Returns the
+    participant as stored now."""
     row, design = loaded.row, loaded.design
     if row.culture is None:
-        return 0
-    pages = culture_pages(session, row.round_id, row.culture)
-    coverage = page_coverage(
-        session,
-        round_id=row.round_id,
-        culture=row.culture,
-        now=now,
-        exclude_after=exclusion_threshold(design.quality),
-    )
-    plan = refresh_plan(
-        loaded.state,
-        culture_pages=pages,
-        coverage=coverage,
-        target=design.assignment.target_rankings_per_page,
-        now=now,
-    )
-    if not plan:
-        return 0
+        return loaded
     lease = now + timedelta(minutes=design.assignment.lease_minutes)
-    by_id = {a.id: a for a in loaded.assignments}
-    for swap in plan:
-        slot = by_id[swap.slot.id]
-        if swap.swapped:
-            models = _models_of(session, row.round_id, slot.image_order)
-            images = images_by_page_model(session, row.round_id, {swap.page_id})
-            slot.page_id = swap.page_id
-            slot.image_order = [images[(swap.page_id, m)] for m in models]
-            slot.token = secrets.token_urlsafe(18)
-            slot.shown_at = None
-        slot.leased_until = lease
-        session.add(slot)
-    audit(
-        session,
-        at=now,
-        actor="participant",
-        action="renew_leases",
-        round_id=row.round_id,
-        participant=row.id,
-        slots=len(plan),
-    )
-    return len(plan)
+    changed = 0
+    for _ in range(len(loaded.assignments) + 1):
+        pages = culture_pages(session, row.round_id, row.culture)
+        coverage = page_coverage(
+            session,
+            round_id=row.round_id,
+            culture=row.culture,
+            now=now,
+            exclude_after=exclusion_threshold(design.quality),
+        )
+        plan = refresh_plan(
+            loaded.state,
+            culture_pages=pages,
+            coverage=coverage,
+            target=design.assignment.target_rankings_per_page,
+            now=now,
+        )
+        if not plan:
+            break
+        by_id = {a.id: a for a in loaded.assignments}
+        for swap in plan:
+            slot = by_id[swap.slot.id]
+            changed += 1
+            if swap.dropped:
+                session.delete(slot)
+                continue
+            if swap.swapped:
+                models = _models_of(session, row.round_id, slot.image_order)
+                images = images_by_page_model(session, row.round_id, {swap.page_id})  # type: ignore[arg-type]
+                slot.page_id = swap.page_id  # type: ignore[assignment]
+                slot.image_order = [images[(swap.page_id, m)] for m in models]  # type: ignore[index]
+                slot.token = secrets.token_urlsafe(18)
+                slot.shown_at = None
+            slot.leased_until = lease
+            session.add(slot)
+        session.flush()
+        loaded = load(session, row.code, lock=True)
+        if not any(s.dropped for s in plan):
+            break
+    if changed:
+        if loaded.state.status == ParticipantStatus.ACTIVE and not loaded.state.pending:
+            row = loaded.row
+            row.status = ParticipantStatus.COMPLETED.value  # every page left was full: nothing more to rank
+            row.completed_at = now
+            session.add(row)
+        audit(
+            session,
+            at=now,
+            actor="participant",
+            action="renew_leases",
+            round_id=row.round_id,
+            participant=row.id,
+            slots=changed,
+        )
+    return loaded
 
 
 def reclaim_expired_leases(session: Session, *, round_id: str, actor: str, now: datetime) -> list[str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import cache
 from types import SimpleNamespace
@@ -18,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
 from app.config import Settings
-from app.crud.common import Loaded, audit, load, to_slot
+from app.crud.common import Loaded, audit, load
 from app.crud.leases import assign_pages, image_infos, refresh_leases
 from app.db import write
 from app.flow import InvalidInput, ParticipantStatus, apply
@@ -179,9 +178,7 @@ def show(session: Session, loaded: Loaded, *, now: datetime) -> View:
     showing = apply(loaded.state, Show(now))
     if showing.refresh_leases:  # type: ignore[union-attr]
         with write(session):
-            loaded = load(session, loaded.row.code, lock=True)
-            refresh_leases(session, loaded, now=now)
-        loaded = replace(loaded, state=replace(loaded.state, slots=tuple(to_slot(a) for a in loaded.assignments)))
+            loaded = refresh_leases(session, load(session, loaded.row.code, lock=True), now=now)
         showing = apply(loaded.state, Show(now))
     step = showing.step  # type: ignore[union-attr]
     if step.name != "page":
@@ -212,14 +209,6 @@ def _submit_statements() -> SimpleNamespace:
             seconds_on_page=b("seconds"),
             attention_passed=b("passed"),
         )
-        .execution_options(synchronize_session=False),
-        leases=update(Assignment)
-        .where(
-            col(Assignment.participant_id) == b("pid"),
-            col(Assignment.submitted_at).is_(None),
-            col(Assignment.leased_until) < b("lease"),
-        )
-        .values(leased_until=b("lease_value"))
         .execution_options(synchronize_session=False),
         person=update(Participant)
         .where(col(Participant.id) == b("pid"))
@@ -265,6 +254,8 @@ def submit_page(
             raise InvalidPage(err.message, view) from None
         if isinstance(outcome, Stored):
             _store(session, loaded, outcome, now)
+            if not outcome.finished:  # hold the next page now (the one just answered is released)
+                refresh_leases(session, load(session, code, lock=True), now=now)
     return outcome  # type: ignore[return-value]
 
 
@@ -290,8 +281,6 @@ def _store(session: Session, loaded: Loaded, out: Stored, now: datetime) -> None
     params = {"slot_id": slot.id, "now": now, "digest": out.digest, "seconds": out.seconds_on_page}
     session.exec(q.mark, params=params | {"passed": out.attention_passed})
     pid = loaded.row.id
-    # the remaining pages stay leased
-    session.exec(q.leases, params={"pid": pid, "lease": out.lease_until, "lease_value": out.lease_until})
     session.exec(
         q.person,
         params={
