@@ -106,7 +106,9 @@ class CrudParticipant:
         """Submit every page in order (each ``retries`` times, as network retries would); returns pages stored."""
         stored = 0
         with self.session() as s:
-            for slot in crud.load(s, self.code).state.slots:
+            # the current page each time: pages are leased one at a time, and may be swapped or dropped on the way
+            while pending := crud.load(s, self.code).state.pending:
+                slot = pending[0]
                 form = (answer or attentive_answer)(slot)
                 for _ in range(retries):
                     out = crud.submit_page(
