@@ -94,7 +94,7 @@ def parse_design_bytes(data: bytes, name: str) -> Design:
 
 @dataclass(frozen=True, slots=True)
 class LaunchInput:
-    """A design and a manifest as bytes, with the names problems call them by (a path, or "uploaded design")."""
+    """A design and a manifest as bytes, with the names problems call them by (a path, or "design my-study.toml")."""
 
     round_id: str
     design: bytes | None  # None: no such design file

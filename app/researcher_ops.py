@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -34,7 +35,8 @@ class LaunchProblems(Exception):
 
 @dataclass(frozen=True, slots=True)
 class LaunchRequest:
-    """A design and a manifest, each given as a server path or as uploaded text."""
+    """A design and a manifest, each given as a server path or as uploaded text (with the uploaded file's name,
+    when the client sent one)."""
 
     round_id: str
     design_path: str | None = None
@@ -42,6 +44,8 @@ class LaunchRequest:
     manifest_path: str | None = None
     manifest_jsonl: str | None = None
     images_dir: str | None = None
+    design_filename: str | None = None
+    manifest_filename: str | None = None
 
 
 def _input_problems(req: LaunchRequest) -> list[str]:
@@ -66,10 +70,20 @@ def _input_problems(req: LaunchRequest) -> list[str]:
     return problems
 
 
-def _source(path: str | None, text: str | None, label: str) -> tuple[bytes | None, str]:
-    """An input's bytes and the name messages use for it: the server path, or ``uploaded design``/``manifest``."""
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def upload_name(label: str, filename: str | None) -> str:
+    """What messages call an upload: ``design my-study.toml`` (the file's own name, without any folder a client
+    may send), or ``uploaded design`` when no name came with it."""
+    name = _UNPRINTABLE.sub("", (filename or "").replace("\\", "/").rsplit("/", 1)[-1]).strip()[:120]
+    return f"{label} {name}" if name else f"uploaded {label}"
+
+
+def _source(path: str | None, text: str | None, name: str) -> tuple[bytes | None, str]:
+    """An input's bytes and the name messages use for it: the server path, or the upload's ``name``."""
     if text is not None:
-        return text.encode("utf-8"), label
+        return text.encode("utf-8"), name
     p = Path(str(path))
     return (p.read_bytes() if p.is_file() else None), str(p)
 
@@ -81,8 +95,10 @@ def launch(session: Session, req: LaunchRequest, *, settings: Settings, actor: s
         problems.insert(0, f"round {req.round_id!r} already exists; choose a new id")
     if any(p.startswith(("design", "manifest")) for p in problems):
         raise LaunchProblems(problems)
-    design, design_name = _source(req.design_path, req.design_toml, "uploaded design")
-    manifest, manifest_name = _source(req.manifest_path, req.manifest_jsonl, "uploaded manifest")
+    design, design_name = _source(req.design_path, req.design_toml, upload_name("design", req.design_filename))
+    manifest, manifest_name = _source(
+        req.manifest_path, req.manifest_jsonl, upload_name("manifest", req.manifest_filename)
+    )
     images_dir = Path(req.images_dir) if req.images_dir else Path(str(req.manifest_path)).parent
     inp = LaunchInput(req.round_id, design, design_name, manifest, manifest_name, images_dir)
     if problems:

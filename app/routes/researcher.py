@@ -305,11 +305,11 @@ async def _read_upload(upload: UploadFile | None) -> str | None:
         return None
     data = await upload.read(MAX_UPLOAD_BYTES + 1)
     if len(data) > MAX_UPLOAD_BYTES:
-        raise ValueError(f"{upload.filename}: larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB")
+        raise ValueError(f"larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise ValueError(f"{upload.filename}: not UTF-8 text") from None
+        raise ValueError("not UTF-8 text") from None
 
 
 @router.post("/launch", response_class=HTMLResponse)
@@ -333,7 +333,7 @@ async def launch(
         try:
             text = await _read_upload(upload)
         except ValueError as err:
-            problems.append(f"{label} upload: {err}")
+            problems.append(f"{researcher_ops.upload_name(label, upload.filename if upload else None)}: {err}")
             continue
         if label == "design":
             design_text = text
@@ -346,6 +346,8 @@ async def launch(
         manifest_path=manifest_path.strip() or None,
         manifest_jsonl=manifest_text,
         images_dir=images_dir.strip() or None,
+        design_filename=design_file.filename if design_file else None,
+        manifest_filename=manifest_file.filename if manifest_file else None,
     )
     if not problems:
         try:

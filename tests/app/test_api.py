@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from tests.app.console_support import BEARER, Bot, app_client, demo_inputs, launch_demo
-from tests.factories import FakeClock
+from tests.app.console_support import BEARER, app_client, demo_inputs, launch_demo
+from tests.factories import FakeClock, WebParticipant, prolific
 
 
 @pytest.fixture
@@ -110,13 +110,13 @@ def test_snapshot_hashes_match_the_launch_inputs(client, tmp_path):
 
 def test_status_numbers_equal_the_export(client, clock):
     for i, culture in enumerate(["korea", "korea", "nigeria"]):
-        b = Bot(client, "demo", f"DONE-{i}", attentive=False)
+        b = WebParticipant(client, "demo", params=prolific(f"DONE-{i}"), heed_checks=False)
         b.onboard(culture)
         b.finish(clock)
-    partial = Bot(client, "demo", "PARTIAL")
+    partial = WebParticipant(client, "demo", params=prolific("PARTIAL"))
     partial.onboard("nigeria")
     partial.submit_current(clock)
-    Bot(client, "demo", "CONSENT-ONLY").enter()
+    WebParticipant(client, "demo", params=prolific("CONSENT-ONLY")).enter()
 
     status = client.get("/api/rounds/demo/status", headers=BEARER).json()
     responses = list(csv.DictReader(io.StringIO(_export(client, "responses"))))
@@ -155,9 +155,9 @@ def test_export_kind_is_validated(client):
 
 
 def test_reclaim_times_out_people_whose_leases_all_expired(client, clock):
-    idle = Bot(client, "demo", "IDLE")
+    idle = WebParticipant(client, "demo", params=prolific("IDLE"))
     idle.onboard("korea")
-    working = Bot(client, "demo", "WORKING")
+    working = WebParticipant(client, "demo", params=prolific("WORKING"))
     working.onboard("nigeria")
     r = client.post("/api/rounds/demo/reclaim", headers=BEARER)
     assert r.status_code == 200 and r.json()["timed_out"] == []

@@ -10,8 +10,9 @@ import pytest
 
 from app import backup
 from app.export import response_rows
+from tests.factories import onboarded
 from tests.reliability.harness import DESIGNS, REPO
-from tests.reliability.inproc import enter, page_form, start
+from tests.reliability.inproc import start
 
 
 def _export(study) -> list[dict]:
@@ -22,12 +23,13 @@ def _export(study) -> list[dict]:
 def test_sqlite_backup_while_serving_restores_everything(tmp_path):
     live = start(tmp_path / "live", DESIGNS / "demo.toml", "bk")
     try:
-        code = enter(live.client, "bk", "korea")
-        for i in range(2):
-            action, data, _ = page_form(live.client, code, seed=str(i))
+        person = onboarded(live.client, "bk", "korea")
+        code = person.code
+        for _i in range(2):
+            action, data = person.prepare()
             assert live.client.post(action, data=data).status_code == 303
-        action, _, _ = page_form(live.client, code)  # page 2 is open in the participant's browser
-        other = enter(live.client, "bk", "nigeria")
+        action, _ = person.prepare()  # page 2 is open in the participant's browser
+        other = onboarded(live.client, "bk", "nigeria")
         out = tmp_path / "backups" / "study.sqlite"
         db_url = live.settings.database_url
         proc = subprocess.run(
@@ -41,7 +43,7 @@ def test_sqlite_backup_while_serving_restores_everything(tmp_path):
         assert proc.returncode == 0, proc.stderr
         assert "restore:" in proc.stdout and out.is_file()
         # the live study goes on after the backup: that answer is not in the copy
-        a2, d2, _ = page_form(live.client, other)
+        a2, d2 = other.prepare()
         assert live.client.post(a2, data=d2).status_code == 303
         before = [r for r in _export(live) if r["participant_culture"] == "korea"]
     finally:
@@ -92,8 +94,8 @@ def test_postgres_backup_with_pg_dump_restores(tmp_path):
         pytest.skip(f"PostgreSQL not reachable: {err}")
     live = start(tmp_path / "live", DESIGNS / "demo.toml", "pgbk", database_url=src_url)
     try:
-        code = enter(live.client, "pgbk", "nigeria")
-        action, data, _ = page_form(live.client, code)
+        person = onboarded(live.client, "pgbk", "nigeria")
+        action, data = person.prepare()
         assert live.client.post(action, data=data).status_code == 303
         out = tmp_path / "study.dump"
         assert backup.main(["--out", str(out), "--database-url", src_url, "--quiet"]) == 0

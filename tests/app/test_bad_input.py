@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func
 from sqlmodel import select
-from studybot import parse, walk
 
 from app.models import Assignment, AuditLog, Participant, Ranking, RankingSkip
+from tests.factories import answer, parse, walk
 
 
 def counts(study) -> tuple[int, ...]:
@@ -39,17 +39,7 @@ def as_served(form) -> dict[str, str]:
 
 def valid(form) -> dict[str, str]:
     """A complete answer: ranks in the shown order, the marked image of an attention check last."""
-    data = dict(form.hidden)
-    n_items: dict[str, int] = {}
-    for name in form.selects:
-        crit, idx = name.removeprefix("rank-").rsplit("-", 1)
-        n_items[crit] = max(n_items.get(crit, 0), int(idx) + 1)
-    for crit, n in n_items.items():
-        marked = form.marked.get(crit)
-        order = [i for i in range(n) if i != marked] + ([marked] if marked is not None else [])
-        for rank, i in enumerate(order, start=1):
-            data[f"rank-{crit}-{i}"] = str(rank)
-    return data
+    return answer(form)
 
 
 def test_an_untouched_page_is_refused_and_stores_nothing(on_first_page):

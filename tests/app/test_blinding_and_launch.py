@@ -9,12 +9,12 @@ import re
 
 from PIL import Image, PngImagePlugin
 from sqlmodel import select
-from studybot import walk
 
 from app import rounds
 from app.images import png_chunks, strip_png
 from app.models import RoundImage
 from study_designs.schema import load_design
+from tests.factories import walk
 
 
 def png_with_text(text: str, size: int = 8) -> bytes:
@@ -44,8 +44,9 @@ def test_nothing_participant_facing_reveals_the_model(make_study, tmp_path):
         {e["file"] for e in entries} | {e["file"].split("/")[-1] for e in entries} | {e["image_id"] for e in entries}
     )
     secrets_ |= {e["sha256"] for e in entries}
-    w = walk(study.client, "/s/demo", culture="korea")
-    html = "\n".join(w.seen_html)
+    w = walk(study.client, "/s/demo", culture="korea", record=True)
+    html = "\n".join(s.text for s in w.seen if "html" in s.headers.get("content-type", ""))
+    assert w.pages > 0 and "DEMO-DONE" in html
     for s in secrets_:
         assert s not in html, s
     assert not re.search(r"seed", html, re.I)

@@ -7,11 +7,11 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from sqlmodel import select
-from studybot import parse, walk
 
 from app.export import COLUMNS, write_responses
 from app.models import Assignment, Participant, RankingSkip
 from study_designs.schema import load_design
+from tests.factories import in_order, parse, walk
 
 
 def export(study, tmp_path: Path) -> list[dict[str, str]]:
@@ -95,14 +95,12 @@ def test_demo_bots_fill_every_page_to_its_target(make_study, tmp_path):
 def test_demo_skip_failed_check_and_resume(make_study, tmp_path):
     study = make_study("demo.toml", "demo")
 
-    def careless(criterion, n, marked):
-        return list(range(1, n + 1))  # keeps the shown order: fails the instructed item unless it is last
-
-    w = walk(
+    w = walk(  # keeps the shown order, not reading the check: fails the instructed item unless it is last
         study.client,
         "/s/demo",
         culture="nigeria",
-        choose=careless,
+        choose=in_order,
+        heed_checks=False,
         skip=lambda pos, crit: crit == "offensiveness" and pos == 0,
     )
     with study.session() as s:
@@ -167,3 +165,15 @@ def test_cvpr_bots_with_prolific_ids_resume_and_redirect(make_study, tmp_path):
     assert len(criteria_orders) == 2  # counterbalanced criteria order within a culture
     raw = (tmp_path / "responses.csv").read_text()
     assert "pid0000" not in raw and "sess0" not in raw  # raw platform ids never leave the database
+
+
+def test_network_retries_of_every_page_store_each_answer_once(make_study, tmp_path):
+    study = make_study("demo.toml", "demo")
+    design = load_design(study.design_path)
+    twice = walk(study.client, "/s/demo", culture="korea", retries=2)  # every page posted twice, same token
+    once = walk(study.client, "/s/demo", culture="korea")
+    assert "DEMO-DONE" in twice.final_html and twice.pages == once.pages == 5
+    rows = export(study, tmp_path)
+    per_person = 4 * len(design.criteria) * len(design.models) + len(design.models)
+    assert len(rows) == 2 * per_person
+    check_rows_match_walks(rows, [twice, once], study)

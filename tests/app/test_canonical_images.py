@@ -15,7 +15,7 @@ import pytest
 from PIL import Image, PngImagePlugin
 from sqlmodel import col, select
 
-from app.db import create_tables, make_engine, new_session
+from app.db import session_scope
 from app.images import ImageError, canonical_png, page_size_problems, png_chunks
 from app.launch import LaunchError, launch_round
 from app.models import RoundImage
@@ -192,10 +192,10 @@ def rewrite(manifest: Path, changes: dict[int, bytes]) -> list[dict]:
     return entries
 
 
-def do_launch(tmp_path: Path, manifest: Path, round_id: str = "r1", **kw):
-    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    create_tables(engine)
-    with new_session(engine) as s:
+def do_launch(tmp_path: Path, manifest: Path, round_id: str = "r1", **kw) -> str:
+    """Launch from ``manifest`` into a fresh SQLite database; returns its URL."""
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    with session_scope(url) as s:
         launch_round(
             s,
             design_path=DESIGN,
@@ -205,7 +205,7 @@ def do_launch(tmp_path: Path, manifest: Path, round_id: str = "r1", **kw):
             now=datetime(2026, 6, 1, tzinfo=UTC),
             **kw,
         )
-    return engine
+    return url
 
 
 def test_launch_stores_only_canonical_bytes_in_no_manifest_order(tmp_path):
@@ -216,8 +216,7 @@ def test_launch_stores_only_canonical_bytes_in_no_manifest_order(tmp_path):
         im = Image.open(manifest.parent / e["file"]).convert("RGB")
         mixed[n] = list(variants(im).values())[n % 7]
     rewrite(manifest, mixed)
-    engine = do_launch(tmp_path, manifest)
-    with new_session(engine) as s:
+    with session_scope(do_launch(tmp_path, manifest)) as s:
         rows = list(s.exec(select(RoundImage).order_by(col(RoundImage.id))).all())
     assert len(rows) == len(entries)
     shapes = set()

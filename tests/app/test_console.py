@@ -11,8 +11,9 @@ import re
 
 import pytest
 
-from tests.app.console_support import BEARER, Bot, app_client, demo_inputs, launch_demo, login
-from tests.factories import FakeClock
+from app.researcher_ops import upload_name
+from tests.app.console_support import BEARER, app_client, demo_inputs, launch_demo, login
+from tests.factories import FakeClock, WebParticipant, prolific
 
 
 @pytest.fixture
@@ -68,7 +69,7 @@ def test_launch_form_lists_every_problem_at_once(client, tmp_path):
             "images_dir": str(manifest.parent),
             "design_path": str(design),
         },
-        files={"manifest_file": ("manifest.jsonl", bad.encode(), "application/jsonl")},
+        files={"manifest_file": ("wave-3.jsonl", bad.encode(), "application/jsonl")},
     )
     assert r.status_code == 422
     problems = [html.unescape(p) for p in re.findall(r"<li>(.*?)</li>", r.text, flags=re.S)]
@@ -77,10 +78,45 @@ def test_launch_form_lists_every_problem_at_once(client, tmp_path):
     assert "sha256" in text and "does not match" in text
     assert "'dalle' is not in the design" in text
     assert "no image for model" in text
-    assert "uploaded manifest:" in text and "not valid JSON" in text and "/tmp" not in text
+    assert f"manifest wave-3.jsonl:{len(entries) + 1}: not valid JSON" in text  # named as uploaded, with the line
+    assert "/tmp" not in text and "uploaded manifest" not in text
     assert len(problems) >= 5
     assert "nothing was launched" in r.text
     assert [x["id"] for x in client.get("/api/rounds", headers=BEARER).json()] == ["demo"]
+
+
+@pytest.mark.parametrize(
+    "filename,named",
+    [
+        ("my-study.toml", "design my-study.toml"),
+        ("C:\\Users\\ada\\my-study.toml", "design my-study.toml"),  # a folder some clients send is dropped
+        ("../../etc/my-study.toml", "design my-study.toml"),
+    ],
+)
+def test_launch_problems_name_the_uploaded_file(client, tmp_path, filename, named):
+    csrf = login(client)
+    _, manifest = demo_inputs(tmp_path / "images")
+    bad_design = b'id = "x"\ntitle = "A study"\nseed = = 3\n'
+    r = client.post(
+        "/console/launch",
+        data={"csrf_token": csrf, "round_id": "wave-4", "manifest_path": str(manifest)},
+        files={"design_file": (filename, bad_design, "text/plain")},
+    )
+    assert r.status_code == 422
+    problems = [html.unescape(p) for p in re.findall(r"<li>(.*?)</li>", r.text, flags=re.S)]
+    assert len(problems) == 1 and problems[0].startswith(f"{named}: not valid TOML"), problems
+    assert "line 3" in problems[0]
+    r = client.post(
+        "/console/launch",
+        data={"csrf_token": csrf, "round_id": "wave-4", "manifest_path": str(manifest)},
+        files={"design_file": (filename, b"\xff\xfe", "text/plain")},
+    )
+    assert f"{named}: not UTF-8 text" in html.unescape(r.text)
+
+
+def test_an_upload_without_a_usable_name_is_called_uploaded():
+    assert upload_name("manifest", "wave\n3\x00.jsonl") == "manifest wave3.jsonl"
+    assert upload_name("design", None) == upload_name("design", " \t") == "uploaded design"
 
 
 def test_launch_from_uploads_freezes_the_exact_bytes(client, tmp_path):
@@ -113,7 +149,7 @@ def test_monitor_shows_a_participants_rankings_and_refreshes_itself(client, cloc
     assert '<meta http-equiv="refresh" content="30">' in page
     assert "<script" not in page.split("</head>")[1]  # no inline script in the body (CSP)
     assert "0 of 16 rankings" in page
-    bot = Bot(client, "demo", "PID-A")
+    bot = WebParticipant(client, "demo", params=prolific("PID-A"))
     bot.onboard("korea")
     assert bot.finish(clock) == 5  # 4 pages + 1 attention check
     page = client.get("/console/rounds/demo?refresh=0").text
@@ -128,11 +164,11 @@ def test_monitor_shows_a_participants_rankings_and_refreshes_itself(client, cloc
 
 def test_pause_closes_entry_but_people_already_in_finish(client, clock):
     csrf = login(client)
-    inside = Bot(client, "demo", "PID-IN")
+    inside = WebParticipant(client, "demo", params=prolific("PID-IN"))
     inside.onboard("korea")
     inside.submit_current(clock)
     client.post("/console/rounds/demo/status/pause", data={"csrf_token": csrf})
-    late = Bot(client, "demo", "PID-LATE")
+    late = WebParticipant(client, "demo", params=prolific("PID-LATE"))
     assert late.enter().status_code == 503
     assert inside.finish(clock) == 4  # the rest of the pages are accepted while paused
     assert _status(client)["participants_by_status"]["completed"] == 1
@@ -142,12 +178,12 @@ def test_pause_closes_entry_but_people_already_in_finish(client, clock):
 
 def test_close_is_final(client, clock):
     csrf = login(client)
-    inside = Bot(client, "demo", "PID-IN")
+    inside = WebParticipant(client, "demo", params=prolific("PID-IN"))
     inside.onboard("nigeria")
     answered = inside.prepare()
     r = client.post("/console/rounds/demo/status/close", data={"csrf_token": csrf})
     assert r.status_code == 303
-    assert Bot(client, "demo", "PID-NEW").enter().status_code == 410
+    assert WebParticipant(client, "demo", params=prolific("PID-NEW")).enter().status_code == 410
     # people already inside finish the pages they hold, so nobody loses work they are paid for
     assert inside.post(answered).status_code in (200, 303)
     assert inside.finish(clock) == 4  # 3 more regular pages and the attention check
@@ -159,7 +195,7 @@ def test_close_is_final(client, clock):
 
 def test_close_refuses_pages_whose_lease_expired(client, clock):
     csrf = login(client)
-    inside = Bot(client, "demo", "PID-IN")
+    inside = WebParticipant(client, "demo", params=prolific("PID-IN"))
     inside.onboard("nigeria")
     answered = inside.prepare()
     client.post("/console/rounds/demo/status/close", data={"csrf_token": csrf})
@@ -171,7 +207,7 @@ def test_close_refuses_pages_whose_lease_expired(client, clock):
 def test_expired_leases_return_pages_to_the_pool(client, clock):
     csrf = login(client)
     # demo: 4 korean pages, target 2: each person holds only the page they are on
-    idle = [Bot(client, "demo", f"IDLE-{i}") for i in range(2)]
+    idle = [WebParticipant(client, "demo", params=prolific(f"IDLE-{i}")) for i in range(2)]
     for b in idle:
         b.onboard("korea")
     late_answer = idle[0].prepare()
@@ -182,7 +218,7 @@ def test_expired_leases_return_pages_to_the_pool(client, clock):
     clock.advance(minutes=31)  # demo lease_minutes = 30
     korea = next(c for c in _status(client)["coverage"] if c["culture"] == "korea")
     assert korea["leased"] == 0
-    fresh = Bot(client, "demo", "FRESH")
+    fresh = WebParticipant(client, "demo", params=prolific("FRESH"))
     fresh.onboard("korea")
     assert fresh.finish(clock) == 5
 
@@ -197,7 +233,7 @@ def test_expired_leases_return_pages_to_the_pool(client, clock):
 
 def test_exclude_keeps_rows_and_delete_removes_them(client, clock):
     csrf = login(client)
-    bots = [Bot(client, "demo", f"P-{i}") for i in range(2)]
+    bots = [WebParticipant(client, "demo", params=prolific(f"P-{i}")) for i in range(2)]
     for b in bots:
         b.onboard("korea")
         b.finish(clock)
@@ -238,7 +274,7 @@ def test_exclude_keeps_rows_and_delete_removes_them(client, clock):
 
 def test_participants_export_has_no_raw_platform_ids(client, clock):
     login(client)
-    b = Bot(client, "demo", "PROLIFIC-RAW-ID-123")
+    b = WebParticipant(client, "demo", params=prolific("PROLIFIC-RAW-ID-123"))
     b.onboard("korea")
     b.finish(clock)
     text = client.get("/console/rounds/demo/export/participants").text
@@ -268,7 +304,7 @@ def test_a_large_manifest_upload_is_accepted_on_the_launch_route_only(client, tm
 
 def test_a_data_request_is_found_by_platform_id_and_deleted(client, clock):
     csrf = login(client)
-    b = Bot(client, "demo", "5f1c0ffee5f1c0ffee5f1c0f")
+    b = WebParticipant(client, "demo", params=prolific("5f1c0ffee5f1c0ffee5f1c0f"))
     b.onboard("nigeria")
     b.finish(clock)
     r = client.post(
@@ -301,7 +337,7 @@ def _browser_round(tmp_path, clock) -> str:
         )
         assert r.status_code == 303 and r.headers["location"] == "/console/rounds/demo"
         assert "0 of 16 rankings" in client.get("/console/rounds/demo").text
-        bot = Bot(client, "demo", "BROWSER-1")
+        bot = WebParticipant(client, "demo", params=prolific("BROWSER-1"))
         bot.onboard("korea")
         bot.finish(clock)
         assert "4 of 16 rankings" in client.get("/console/rounds/demo").text
@@ -333,11 +369,11 @@ def test_the_analysis_reads_the_console_export(tmp_path, clock):
 def test_excluded_participants_pages_return_to_the_pool(client, clock):
     csrf = login(client)
     # demo: 4 korean pages, target 2, 4 pages each: two finished people fill every korean page
-    done = [Bot(client, "demo", f"DONE-{i}") for i in range(2)]
+    done = [WebParticipant(client, "demo", params=prolific(f"DONE-{i}")) for i in range(2)]
     for b in done:
         b.onboard("korea")
         assert b.finish(clock) == 5
-    full = Bot(client, "demo", "FULL")
+    full = WebParticipant(client, "demo", params=prolific("FULL"))
     full.onboard("korea")
     assert "return the study" in full.page().text
     assert _status(client)["participants_by_status"]["ineligible"] == 1
@@ -347,6 +383,6 @@ def test_excluded_participants_pages_return_to_the_pool(client, clock):
     )
     assert r.status_code == 303
     # the excluded person's rankings no longer count, so a newcomer gets their pages
-    again = Bot(client, "demo", "AGAIN")
+    again = WebParticipant(client, "demo", params=prolific("AGAIN"))
     again.onboard("korea")
     assert again.finish(clock) == 5

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from app import rounds
-from tests.app.console_support import BEARER, Bot, app_client, launch_demo, login
-from tests.factories import FakeClock
+from tests.app.console_support import BEARER, app_client, launch_demo, login
+from tests.factories import FakeClock, WebParticipant, prolific
 
 
 def test_cli_state_changes_and_status_match_the_api(tmp_path, monkeypatch, capsys):
@@ -14,7 +14,7 @@ def test_cli_state_changes_and_status_match_the_api(tmp_path, monkeypatch, capsy
     db = f"sqlite:///{tmp_path / 'study.db'}"
     with app_client(tmp_path, clock, database_url=db) as client:
         launch_demo(client, tmp_path / "images")
-        bot = Bot(client, "demo", "CLI-1")
+        bot = WebParticipant(client, "demo", params=prolific("CLI-1"))
         bot.onboard("korea")
         bot.finish(clock)
         api_status = client.get("/api/rounds/demo/status", headers=BEARER).json()

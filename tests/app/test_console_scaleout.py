@@ -19,7 +19,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from app.db import create_tables, make_engine
-from tests.app.console_support import BEARER, TOKEN, Bot, demo_inputs
+from tests.app.console_support import BEARER, TOKEN, demo_inputs
+from tests.factories import WebParticipant, prolific
 
 pytestmark = pytest.mark.postgres
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -94,7 +95,7 @@ def server(pg_database, tmp_path):
 
 def _participant(base: str, pid: str, culture: str) -> int:
     with httpx.Client(base_url=base, timeout=30) as client:
-        bot = Bot(client, "demo", pid)
+        bot = WebParticipant(client, "demo", params=prolific(pid))
         bot.onboard(culture)
         return bot.finish()
 

@@ -7,9 +7,9 @@ from collections import Counter
 from pathlib import Path
 
 from sqlmodel import select
-from studybot import parse, walk
 
 from app.models import Assignment, Participant
+from tests.factories import parse, walk
 
 DEMO = Path(__file__).resolve().parents[2] / "study_designs" / "demo.toml"
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from sqlmodel import func, select
 from starlette.testclient import TestClient
-from studybot import walk
 
 from app.config import Settings
 from app.db import new_session
@@ -16,7 +15,7 @@ from app.main import create_app
 from app.models import Participant
 from app.ratelimit import limiter_from_settings
 from app.security import COOKIE_NAME, AuthConfig, make_session_cookie
-from tests.factories import FakeClock, launch_placeholders
+from tests.factories import FakeClock, launch_placeholders, walk
 
 DEMO = Path(__file__).resolve().parents[2] / "study_designs" / "demo.toml"
 

@@ -20,7 +20,7 @@ from sqlalchemy import func, text
 from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
-from app.db import create_tables, make_engine, new_session
+from app.db import make_engine, new_session, session_scope
 from app.flow import Slot, TryLater
 from app.launch import launch_round
 from app.models import Assignment, Participant, Ranking
@@ -86,12 +86,11 @@ def test_concurrent_enrolment_and_submission_never_over_assign(pg_url, tmp_path)
     design = load_design(design_path)
     target = design.assignment.target_rankings_per_page
     manifest, _ = write_placeholders(design, tmp_path / "img", size=8)
-    engines = [make_engine(pg_url, pool_size=4) for _ in range(4)]  # four "workers"
-    create_tables(engines[0])
-    with new_session(engines[0]) as s:
+    with session_scope(pg_url) as s:
         launch_round(
             s, design_path=design_path, manifest_path=manifest, round_id="stress", media_root=tmp_path / "media", now=T0
         )
+    engines = [make_engine(pg_url, pool_size=4) for _ in range(4)]  # four "workers"
     local = threading.local()
 
     def session():

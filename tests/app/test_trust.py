@@ -10,9 +10,9 @@ from pathlib import Path
 
 from scipy.stats import binomtest
 from sqlmodel import func, select
-from studybot import parse, walk
 
 from app.models import Assignment, Participant, Ranking, RankingSkip, RoundImage
+from tests.factories import parse, walk
 
 DEMO = Path(__file__).resolve().parents[2] / "study_designs" / "demo.toml"
 QUESTIONS = {
@@ -161,8 +161,9 @@ def test_colluders_pooling_everything_they_see_do_no_better_than_chance(make_stu
     observations = []  # (participant, page number, position, model)
     header_sets: Counter[tuple] = Counter()
     for person in range(20):
-        w = walk(study.client, "/s/r1", culture="korea" if person % 2 else "nigeria")
-        for n, html in enumerate(h for h in w.seen_html if '<img src="/i/' in h):
+        w = walk(study.client, "/s/r1", culture="korea" if person % 2 else "nigeria", record=True)
+        pages = [x.body.decode() for x in w.seen if x.method == "GET" and b'<img src="/i/' in x.body]
+        for n, html in enumerate(pages):
             sizes = set(re.findall(r'<img src="/i/[^"]+" alt="Image \d+" width="(\d+)" height="(\d+)"', html))
             assert len(sizes) == 1  # the page's size, the same for every image on it
             for pos, t in enumerate(image_srcs(html)):

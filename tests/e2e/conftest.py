@@ -10,17 +10,12 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from app.config import Settings
-from app.db import create_tables, make_engine, new_session
-from app.launch import launch_round
-from app.placeholder import write_placeholders
-from study_designs.schema import load_design
-from tests.factories import NO_ENROL_LIMIT
+from tests.factories import NO_ENROL_LIMIT, launch_placeholders
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -75,19 +70,7 @@ def serve(tmp_path: Path, design: Path) -> Iterator[LiveStudy]:
         secret_key="e2e-secret",
         **NO_ENROL_LIMIT,
     )
-    manifest, _ = write_placeholders(load_design(design), tmp_path / "images", size=192)
-    engine = make_engine(settings.database_url)
-    create_tables(engine)
-    with new_session(engine) as s:
-        launch_round(
-            s,
-            design_path=design,
-            manifest_path=manifest,
-            round_id="demo",
-            media_root=settings.media_root,
-            now=datetime.now(UTC),
-        )
-    engine.dispose()
+    launch_placeholders(settings.database_url, settings.media_root, design, tmp_path / "images", "demo", size=192)
     port = free_port()
     env = dict(
         os.environ,

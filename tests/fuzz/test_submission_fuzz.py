@@ -10,8 +10,9 @@ from sqlmodel import func, select
 from app.errors import domain_status
 from app.flow import SubmissionError, parse_submission
 from app.models import Assignment, Ranking, RankingSkip
+from tests.factories import onboarded
 from tests.reliability.harness import DESIGNS
-from tests.reliability.inproc import enter, page_form, start
+from tests.reliability.inproc import start
 
 CRITERIA = ("description", "cultural_relevance", "offensiveness")
 N = 3
@@ -79,8 +80,8 @@ def test_every_complete_permutation_is_accepted(perms, skip):
 def test_fuzzed_page_posts_store_nothing_unless_valid(tmp_path):
     study = start(tmp_path, DESIGNS / "demo.toml", "fz")
     c = study.client
-    code = enter(c, "fz", "korea")
-    action, good, _ = page_form(c, code)
+    person = onboarded(c, "fz", "korea")
+    action, good = person.prepare()
     token = good["token"]
     statuses: dict[int, int] = {}
 

@@ -1,4 +1,6 @@
-"""An async participant that uses only the HTML forms, remembers every acknowledged answer, and survives restarts.
+"""The crash campaign's async participant: it reads and answers pages with ``tests.factories`` (the same form
+reading, step recognition and rank choice as :class:`tests.factories.WebParticipant`), and adds only what a server
+restart needs on an ``httpx.AsyncClient``: every acknowledged answer, the one in flight, and the resume checks.
 
 A submission counts as *acknowledged* only when the server answered it with its success redirect (303). When the
 connection drops mid-request the answer is *in flight*: after the restart the participant must be shown either
@@ -7,7 +9,6 @@ the same page (nothing stored) or the next one (stored, and a retry with the sam
 
 from __future__ import annotations
 
-import random
 import re
 import time
 from collections import defaultdict
@@ -15,10 +16,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from tests.app.studybot import Form, parse
-
-PAGE_ACTION = re.compile(r"/p/(?P<code>[^/]+)/page/(?P<pos>\d+)$")
-STEP_ACTION = re.compile(r"/p/(?P<code>[^/]+)/(?P<step>consent|profile|instructions)$")
+from tests.factories import Form, answer, parse, random_ranks, step_answer, step_of
 
 
 class ServerGone(Exception):
@@ -53,16 +51,6 @@ def route_label(method: str, path: str) -> str:
     return f"{method} {path}"
 
 
-def choose_ranks(rng: random.Random, n: int, marked: int | None) -> list[int]:
-    """A random permutation of 1..n (rank of the image shown i-th), with an attention check's image ranked last."""
-    ranks = list(range(1, n + 1))
-    rng.shuffle(ranks)
-    if marked is not None and marked >= 0:
-        j = ranks.index(n)
-        ranks[j], ranks[marked] = ranks[marked], ranks[j]
-    return ranks
-
-
 @dataclass
 class Participant:
     pid: str
@@ -85,17 +73,9 @@ class Participant:
     def entry_params(self) -> dict[str, str]:
         return {"PROLIFIC_PID": self.pid, "STUDY_ID": "reliability", "SESSION_ID": f"s-{self.pid}"}
 
-    def form_data(self, form: Form, position: int) -> dict[str, str]:
-        data = dict(form.hidden)
-        n_by_crit: dict[str, int] = {}
-        for name in form.selects:
-            crit, idx = name.removeprefix("rank-").rsplit("-", 1)
-            n_by_crit[crit] = max(n_by_crit.get(crit, 0), int(idx) + 1)
-        for crit, n in sorted(n_by_crit.items()):
-            rng = random.Random(f"{self.pid}:{position}:{crit}")
-            for i, rank in enumerate(choose_ranks(rng, n, form.marked.get(crit))):
-                data[f"rank-{crit}-{i}"] = str(rank)
-        return data
+    def form_data(self, form: Form) -> dict[str, str]:
+        """Random ranks seeded by the participant, so a retry after a restart sends the same answer."""
+        return answer(form, random_ranks, seed=self.pid)
 
 
 async def _request(client: httpx.AsyncClient, timings: Timings | None, method: str, url: str, **kw) -> httpx.Response:
@@ -129,14 +109,8 @@ async def current(p: Participant, client: httpx.AsyncClient, timings: Timings | 
 
 def _shown_position(html: str) -> tuple[str, int | None, Form | None]:
     forms = parse(html).forms
-    if not forms:
-        return "end", None, None
-    f = forms[0]
-    if m := PAGE_ACTION.search(f.action):
-        return "page", int(m.group("pos")), f
-    if m := STEP_ACTION.search(f.action):
-        return m.group("step"), None, f
-    return "unknown", None, f
+    form = forms[0] if forms else None
+    return (*step_of(form), form)
 
 
 async def run(p: Participant, client: httpx.AsyncClient, timings: Timings | None = None, max_steps: int = 400) -> None:
@@ -166,14 +140,10 @@ async def run(p: Participant, client: httpx.AsyncClient, timings: Timings | None
                     ir = await _request(client, timings, "GET", img["src"])
                     if ir.status_code != 200 or not ir.content.startswith(b"\x89PNG"):
                         raise Unexpected(f"{p.pid}: image {img['src']} answered {ir.status_code}")
-            data = p.form_data(form, pos)
+            data = p.form_data(form)
             p.inflight = (pos, data)
         else:
-            data = dict(form.hidden)
-            if kind == "consent":
-                data["agree"] = "yes"
-            elif kind == "profile":
-                data["culture"] = p.culture
+            data = step_answer(form, p.culture)
         resp = await _request(client, timings, "POST", form.action, data=data)
         if resp.status_code != 303:
             raise Unexpected(f"{p.pid}: POST {form.action} answered {resp.status_code}: {resp.text[:300]}")

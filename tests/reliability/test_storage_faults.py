@@ -15,8 +15,9 @@ from sqlmodel import col, func, select
 
 from app.export import response_rows
 from app.models import Assignment, Ranking
+from tests.factories import onboarded
 from tests.reliability.harness import DESIGNS
-from tests.reliability.inproc import RESEARCHER_TOKEN, enter, page_form, start
+from tests.reliability.inproc import RESEARCHER_TOKEN, start
 
 AUTH = {"Authorization": f"Bearer {RESEARCHER_TOKEN}"}
 
@@ -48,10 +49,11 @@ def test_locked_database_answers_503_and_the_retry_is_stored_once(tmp_path):
     try:
         _short_busy_timeout(study.app.state.engine)
         c = study.client
-        code = enter(c, "busy", "korea")
-        action, data, _ = page_form(c, code)
+        person = onboarded(c, "busy", "korea")
+        code = person.code
+        action, data = person.prepare()
         assert c.post(action, data=data).status_code == 303  # page 0 acknowledged
-        action, data, _ = page_form(c, code)  # page 1 shown (its show time is recorded before the lock)
+        action, data = person.prepare()  # page 1 shown (its show time is recorded before the lock)
         before = _stored(study)
 
         blocker = sqlite3.connect(study.settings.database_url.removeprefix("sqlite:///"), isolation_level=None)
@@ -108,10 +110,11 @@ def test_full_disk_answers_507_and_nothing_acknowledged_is_lost(tmp_path, small_
     study = start(tmp_path, DESIGNS / "demo.toml", "full", database_url=f"sqlite:///{db}")
     try:
         c = study.client
-        code = enter(c, "full", "nigeria")
-        action, data, _ = page_form(c, code)
+        person = onboarded(c, "full", "nigeria")
+        code = person.code
+        action, data = person.prepare()
         assert c.post(action, data=data).status_code == 303
-        action, data, _ = page_form(c, code)
+        action, data = person.prepare()
         before = _stored(study)
 
         with contextlib.closing(sqlite3.connect(db)) as conn:  # the next write must grow the WAL file

@@ -1,16 +1,9 @@
-"""Designs built to catch leaks and injections, and a participant crawler that records every response it sees."""
+"""Designs built to catch leaks and injections (the crawling participant is ``tests.factories.crawl_participant``)."""
 
 from __future__ import annotations
 
-import random
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-
-from fastapi.testclient import TestClient
-
-from tests.app.studybot import parse
-from tests.reliability.formclient import choose_ranks
 
 
 @dataclass(frozen=True)
@@ -73,69 +66,3 @@ def write_design(spec: Spec, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(design_toml(spec), encoding="utf-8")
     return path
-
-
-@dataclass
-class Seen:
-    method: str
-    url: str
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", errors="replace")
-
-
-@dataclass
-class Crawl:
-    code: str = ""
-    seen: list[Seen] = field(default_factory=list)
-    pages: int = 0
-
-    def record(self, r) -> None:  # type: ignore[no-untyped-def]
-        self.seen.append(Seen(r.request.method, str(r.request.url), r.status_code, dict(r.headers), bytes(r.content)))
-
-
-def crawl_participant(
-    client: TestClient, round_id: str, culture: str, params: dict[str, str] | None = None, *, seed: str = "c"
-) -> Crawl:
-    """Walk the whole study as a browser without JavaScript would, fetching every image and link it is shown."""
-    crawl = Crawl()
-    client.cookies.clear()
-    r = client.get(f"/s/{round_id}", params=params, follow_redirects=False)
-    fetched: set[str] = set()
-    for _ in range(200):
-        crawl.record(r)
-        if r.status_code in (302, 303, 307):
-            loc = r.headers["location"]
-            crawl.code = crawl.code or (loc.rsplit("/p/", 1)[-1] if "/p/" in loc else "")
-            r = client.get(loc, follow_redirects=False)
-            continue
-        assert r.status_code == 200, r.text[:500]
-        html = r.text
-        for url in re.findall(r'(?:src|href)="(/[^"]*)"', html):
-            if url not in fetched:
-                fetched.add(url)
-                crawl.record(client.get(url, follow_redirects=False))
-        forms = parse(html).forms
-        if not forms:
-            return crawl
-        f = forms[0]
-        data = dict(f.hidden)
-        if f.action.endswith("/consent"):
-            data["agree"] = "yes"
-        elif f.action.endswith("/profile"):
-            data["culture"] = culture
-        elif "/page/" in f.action:
-            n_by: dict[str, int] = {}
-            for name in f.selects:
-                crit, idx = name.removeprefix("rank-").rsplit("-", 1)
-                n_by[crit] = max(n_by.get(crit, 0), int(idx) + 1)
-            for crit, n in n_by.items():
-                ranks = choose_ranks(random.Random(f"{seed}{f.action}{crit}"), n, f.marked.get(crit))
-                data.update({f"rank-{crit}-{i}": str(v) for i, v in enumerate(ranks)})
-            crawl.pages += 1
-        r = client.post(f.action, data=data, follow_redirects=False)
-    raise AssertionError("the study did not end")

@@ -11,7 +11,8 @@ from sqlmodel import col, func, select
 
 from app.models import Assignment, AuditLog, Ranking, Round, RoundImage
 from app.security import AuthConfig, make_session_cookie
-from tests.reliability.inproc import RESEARCHER_TOKEN, SECRET_KEY, enter, page_form
+from tests.factories import onboarded
+from tests.reliability.inproc import RESEARCHER_TOKEN, SECRET_KEY
 
 PUBLIC = {("GET", "/console/login"), ("POST", "/console/login")}
 FILL = {"round_id": "r1", "pseudonym": "p-0000000000000000", "action": "pause", "kind": "responses"}
@@ -163,11 +164,13 @@ def test_image_urls_resist_traversal_and_guessing(demo):
 
 def test_participants_cannot_see_or_submit_each_others_pages(demo):
     c = demo.client
-    a = enter(c, "r1", "korea", {"PROLIFIC_PID": "personA", "STUDY_ID": "s", "SESSION_ID": "a"})
-    b = enter(c, "r1", "korea", {"PROLIFIC_PID": "personB", "STUDY_ID": "s", "SESSION_ID": "b"})
+    a_p = onboarded(c, "r1", "korea", {"PROLIFIC_PID": "personA", "STUDY_ID": "s", "SESSION_ID": "a"})
+    a = a_p.code
+    b_p = onboarded(c, "r1", "korea", {"PROLIFIC_PID": "personB", "STUDY_ID": "s", "SESSION_ID": "b"})
+    b = b_p.code
     assert a != b and len(a) >= 32 and len(b) >= 32
-    a_action, a_data, _ = page_form(c, a)
-    b_action, b_data, _ = page_form(c, b)
+    a_action, a_data = a_p.prepare()
+    b_action, b_data = b_p.prepare()
 
     def stored(code: str) -> int:
         with demo.session() as s:

@@ -22,8 +22,8 @@ from app.main import create_app
 from app.models import Assignment, Round, RoundImage
 from app.placeholder import write_placeholders
 from study_designs.schema import load_design
-from tests.factories import NO_ENROL_LIMIT
-from tests.security.support import Spec, crawl_participant, write_design
+from tests.factories import NO_ENROL_LIMIT, crawl_participant
+from tests.security.support import Spec, write_design
 
 MODELS = (("mdlxalpha", "Zeta Generator Q7"), ("mdlxbravo", "Omega Diffuser K2"), ("mdlxcharlie", "Sigma Painter V9"))
 SEEDS = (8675309111, 8675309333)

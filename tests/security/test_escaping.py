@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import re
 
+from tests.factories import crawl_participant
 from tests.reliability.inproc import RESEARCHER_TOKEN, start
-from tests.security.support import Spec, crawl_participant, write_design
+from tests.security.support import Spec, write_design
 
 PAYLOADS = Spec(
     title="Study <script>alert('title')</script>",

@@ -9,10 +9,10 @@ import re
 import httpx
 from sqlalchemy import event
 
+from tests.factories import crawl_participant, onboarded
 from tests.reliability.formclient import Participant, run
 from tests.reliability.harness import DESIGNS, Server, StudyEnv
-from tests.reliability.inproc import RESEARCHER_TOKEN, SECRET_KEY, enter, page_form, start
-from tests.security.support import crawl_participant
+from tests.reliability.inproc import RESEARCHER_TOKEN, SECRET_KEY, start
 
 BEARER = {"Authorization": f"Bearer {RESEARCHER_TOKEN}"}
 PIDS = {"PROLIFIC_PID": "RAWPID5f3a9c", "STUDY_ID": "RAWSTUDY77e1", "SESSION_ID": "RAWSESSION0b2d"}
@@ -73,8 +73,8 @@ def test_secrets_and_raw_ids_never_in_logs_pages_or_exports(tmp_path, caplog):
         # failures are logged too: a wrong token, a forged form, a storage error
         c.get("/api/rounds", headers={"Authorization": f"Bearer {RESEARCHER_TOKEN}-wrong"})
         c.post("/console/login", data={"token": f"{RESEARCHER_TOKEN}-wrong"})
-        code = enter(c, "sec", "korea", {**PIDS, "PROLIFIC_PID": PIDS["PROLIFIC_PID"] + "b"})
-        action, data, _ = page_form(c, code)
+        person = onboarded(c, "sec", "korea", {**PIDS, "PROLIFIC_PID": PIDS["PROLIFIC_PID"] + "b"})
+        action, data = person.prepare()
         engine = study.app.state.engine
 
         def fail(conn, cursor, statement, *args):

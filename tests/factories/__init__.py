@@ -1,11 +1,13 @@
-"""What the test suites share: one clock, one way to launch a placeholder round, and participant drivers that go
-through the production code (in-process through ``app.crud``, or over HTTP through the real pages)."""
+"""What the test suites share: one clock (``clock``), one way to launch a placeholder round, and participant
+drivers that go through the production code: in-process through ``app.crud`` (:class:`CrudParticipant`, here), or
+over HTTP through the real pages (:class:`WebParticipant` in ``web``, over a Starlette ``TestClient`` or an
+``httpx.Client`` to a live server, reading and answering the pages' forms with ``pages``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlmodel import Session
@@ -17,25 +19,52 @@ from app.identity import PlatformEntry
 from app.launch import launch_round
 from app.placeholder import write_placeholders
 from study_designs.schema import load_design
+from tests.factories.clock import T0, FakeClock
+from tests.factories.pages import (
+    Form,
+    FormParser,
+    RankChooser,
+    answer,
+    in_order,
+    parse,
+    random_ranks,
+    reverse_ranks,
+    step_answer,
+    step_of,
+)
+from tests.factories.web import Seen, WebParticipant, crawl_participant, onboarded, prolific, walk
 
-REPO = Path(__file__).resolve().parents[1]
-DESIGNS = REPO / "study_designs"
 # test apps enrol many participants from one client at once; the enrolment limits have their own tests
 NO_ENROL_LIMIT = {"enrol_rate_per_client": 0, "enrol_rate_per_round": 0}
-T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
+__all__ = [
+    "DESIGNS",
+    "NO_ENROL_LIMIT",
+    "T0",
+    "CrudParticipant",
+    "FakeClock",
+    "Form",
+    "FormParser",
+    "RankChooser",
+    "Seen",
+    "WebParticipant",
+    "answer",
+    "attentive_answer",
+    "crawl_participant",
+    "in_order",
+    "launch_placeholders",
+    "onboarded",
+    "parse",
+    "prolific",
+    "random_ranks",
+    "reverse_ranks",
+    "step_answer",
+    "step_of",
+    "walk",
+]
 
-class FakeClock:
-    """UTC time that only moves when a test says so."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self.now = start or T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
+REPO = Path(__file__).resolve().parents[2]
+DESIGNS = REPO / "study_designs"
 
 
 def launch_placeholders(
