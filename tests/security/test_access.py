@@ -122,7 +122,7 @@ def test_image_urls_resist_traversal_and_guessing(demo):
     c = demo.client
     with demo.session() as s:
         images = s.exec(select(RoundImage)).all()
-    code = enter(c, "r1", "korea")
+    code = onboarded(c, "r1", "korea").code
     tokens = list(dict.fromkeys(re.findall(r'<img src="/i/([^"]+)"', c.get(f"/p/{code}").text)))
     assert len(tokens) == 3
     assert all(len(t) >= 44 and re.fullmatch(r"[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+", t) for t in tokens)
