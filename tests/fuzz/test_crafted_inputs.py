@@ -16,8 +16,9 @@ from sqlmodel import func, select
 
 from app.db import make_engine
 from app.models import Assignment, AuditLog, Participant, Ranking, RankingSkip
+from tests.factories import onboarded
 from tests.reliability.harness import DESIGNS
-from tests.reliability.inproc import enter, page_form, start
+from tests.reliability.inproc import start
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -46,8 +47,9 @@ def database_url(request, tmp_path: Path):
 @pytest.fixture
 def on_page(database_url, tmp_path):
     study = start(tmp_path, DESIGNS / "demo.toml", "cr", database_url=database_url, raise_server_exceptions=False)
-    code = enter(study.client, "cr", "korea")
-    action, good, _ = page_form(study.client, code)
+    person = onboarded(study.client, "cr", "korea")
+    code = person.code
+    action, good = person.prepare()
     yield study, code, action, good
     study.close()
 
