@@ -23,8 +23,8 @@ def open_round_links(settings: Settings, base_url: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     parser = argparse.ArgumentParser(prog="python -m app", description="Serve the ranking study.")
-    parser.add_argument("--host", default=settings.host)
-    parser.add_argument("--port", type=int, default=settings.port)
+    parser.add_argument("--host", default=settings.host, help="address to listen on (default: $HOST or %(default)s)")
+    parser.add_argument("--port", type=int, default=settings.port, help="port (default: $PORT or %(default)s)")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument(
         "--access-log", action="store_true", help="log every request (query strings and participant codes redacted)"
@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         access_log=args.access_log,
         log_config=uvicorn_log_config(),
         server_header=False,
+        proxy_headers=True,  # believed only from FORWARDED_ALLOW_IPS (uvicorn's default: 127.0.0.1)
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
         log_level="info",
     )
     return 0

@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             raise BackupError(f"unsupported database {backend!r}: use sqlite or postgresql")
     except BackupError as err:
-        print(f"cannot back up: {err}", file=sys.stderr)
+        print(f"python -m app.backup: error: cannot back up: {err}", file=sys.stderr)
         return 2
     return 0
 

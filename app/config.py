@@ -10,7 +10,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    """``DATABASE_URL``, ``MEDIA_ROOT``, ``SECRET_KEY``, ``RESEARCHER_TOKEN``, ``HOST``, ``PORT``."""
+    """``DATABASE_URL``, ``MEDIA_ROOT``, ``SECRET_KEY``, ``RESEARCHER_TOKEN``, ``HOST``, ``PORT``, ``COOKIE_SECURE``,
+    ``FORWARDED_ALLOW_IPS`` and the limits below."""
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
 
@@ -34,6 +35,20 @@ class Settings(BaseSettings):
     enrol_rate_max_keys: int = Field(
         default=50_000, ge=1, description="Client buckets kept in memory; the least recently used go first."
     )
+    cookie_secure: bool | None = Field(
+        default=None,
+        description="COOKIE_SECURE: mark the console cookie Secure always (true), never (false), or when the request "
+        "is https (unset; behind a TLS proxy set FORWARDED_ALLOW_IPS so its X-Forwarded-Proto is believed).",
+    )
+    forwarded_allow_ips: str = Field(
+        default="",
+        description="FORWARDED_ALLOW_IPS: addresses of trusted proxies whose X-Forwarded-For/-Proto are believed "
+        "(comma-separated, '*' for any); empty: uvicorn's default, 127.0.0.1.",
+    )
+    login_free_failures: int = Field(
+        default=5, ge=1, description="Wrong researcher tokens from one address before the back-off starts."
+    )
+    login_max_delay_s: float = Field(default=900.0, gt=0, description="Longest back-off after wrong tokens.")
     image_max_pixels: int = Field(default=4096 * 4096, ge=1, description="Largest image (width × height) at launch.")
 
     @model_validator(mode="after")

@@ -11,11 +11,12 @@ from datetime import UTC, datetime
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from app import monitor, participant_table
+from app import approvals, monitor, participant_table
 from app.flow import exclusion_threshold
 from app.identity import identities_of, pseudonym
 from app.models import Assignment, AuditLog, Participant, Ranking, RankingSkip, Round, RoundPage
 from app.snapshots import round_design
+from app.timefmt import iso_z
 from study_designs.schema import Design
 
 
@@ -51,9 +52,9 @@ def list_rounds(session: Session) -> list[Round]:
 def participant_counts(session: Session) -> dict[str, dict[str, int]]:
     """round id -> participant status -> count (one grouped query for the rounds list)."""
     rows = session.exec(
-        select(Participant.round_id, Participant.status, func.count()).group_by(
-            Participant.round_id, Participant.status
-        )
+        select(Participant.round_id, Participant.status, func.count())
+        .where(col(Participant.pilot).is_(False))
+        .group_by(Participant.round_id, Participant.status)
     )
     out: dict[str, dict[str, int]] = {}
     for round_id, status, n in rows:
@@ -73,7 +74,11 @@ def load_round_data(session: Session, rnd: Round) -> RoundData:
     ]
     if not pages:
         pages = [monitor.PageRef(p.id, p.culture) for p in design.pages()]
-    people = session.exec(select(Participant).where(Participant.round_id == rnd.id).order_by(col(Participant.id)))
+    people = session.exec(
+        select(Participant)
+        .where(Participant.round_id == rnd.id, col(Participant.pilot).is_(False))  # trial runs are not counted
+        .order_by(col(Participant.id))
+    )
     participants = [
         monitor.ParticipantRow(
             id=p.id,
@@ -101,12 +106,17 @@ def load_round_data(session: Session, rnd: Round) -> RoundData:
             seconds_on_page=s.seconds_on_page,
             attention_passed=s.attention_passed,
         )
-        for s in session.exec(select(Assignment).where(Assignment.round_id == rnd.id))
+        for s in session.exec(
+            select(Assignment)
+            .join(Participant, col(Participant.id) == Assignment.participant_id)
+            .where(Assignment.round_id == rnd.id, col(Participant.pilot).is_(False))
+        )
     ]
     ranking_rows = session.exec(
         select(Ranking)
         .join(Assignment, col(Assignment.id) == col(Ranking.slot_id))
-        .where(Assignment.round_id == rnd.id)
+        .join(Participant, col(Participant.id) == Assignment.participant_id)
+        .where(Assignment.round_id == rnd.id, col(Participant.pilot).is_(False))
     )
     rankings = [
         monitor.RankingRow(r.slot_id, r.criterion, r.image_id, r.rank, r.initial_position) for r in ranking_rows
@@ -115,7 +125,8 @@ def load_round_data(session: Session, rnd: Round) -> RoundData:
         select(func.count())
         .select_from(RankingSkip)
         .join(Assignment, col(Assignment.id) == col(RankingSkip.slot_id))
-        .where(Assignment.round_id == rnd.id)
+        .join(Participant, col(Participant.id) == Assignment.participant_id)
+        .where(Assignment.round_id == rnd.id, col(Participant.pilot).is_(False))
     ).one()
     return RoundData(rnd, design, pages, participants, slots, rankings, int(skipped))
 
@@ -158,6 +169,32 @@ def participants_csv(data: RoundData, view: MonitorView) -> str:
     return buf.getvalue()
 
 
+def approvals_csv(session: Session, data: RoundData, view: MonitorView) -> str:
+    """approvals.csv (raw platform ids: researcher only, audited by the caller)."""
+    rows = session.exec(
+        select(Participant).where(
+            Participant.round_id == data.round.id,
+            col(Participant.completed_at).is_not(None),
+            col(Participant.pilot).is_(False),
+        )
+    )
+    people = [
+        approvals.Completer(
+            p.id, p.platform, dict(p.platform_raw or {}), p.pseudonym, p.status, p.completed_at, p.failed_checks
+        )
+        for p in rows
+        if p.id is not None
+    ]
+    threshold = view.rules.exclude_after_failed_checks
+    excluded = {p.id: monitor.is_excluded(p, threshold) for p in data.participants}
+    flags = {pid: q.flags for pid, q in view.quality.items()}
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=approvals.APPROVAL_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(approvals.approval_rows(people, flags, excluded))
+    return buf.getvalue()
+
+
 def snapshot(rnd: Round) -> dict:
     """The frozen inputs of a round: design TOML and manifest exactly as launched, with their hashes."""
     manifest_text = rnd.manifest_json
@@ -170,8 +207,8 @@ def snapshot(rnd: Round) -> dict:
         "round_id": rnd.id,
         "design_id": rnd.design_id,
         "status": rnd.status,
-        "created_at": rnd.created_at.isoformat(),
-        "closed_at": rnd.closed_at.isoformat() if rnd.closed_at else None,
+        "created_at": iso_z(rnd.created_at),
+        "closed_at": iso_z(rnd.closed_at) or None,
         "design_sha256": rnd.design_sha256,
         "design_toml": rnd.design_toml,
         "manifest_sha256": rnd.manifest_sha256,

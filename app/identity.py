@@ -8,10 +8,13 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from app.flow.exits import mturk_submit_url
+
 _ID = re.compile(r"[A-Za-z0-9_\-]{1,64}", re.ASCII)  # always used with fullmatch: no trailing newline slips through
 PROLIFIC_KEYS = ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID")
 MTURK_KEYS = ("workerId", "assignmentId", "hitId")
-MTURK_PREVIEW = "ASSIGNMENT_NOT_AVAILABLE"
+MTURK_PREVIEW = "ASSIGNMENT_ID_NOT_AVAILABLE"  # what MTurk sends while a worker previews a HIT
+MTURK_SUBMIT = "turkSubmitTo"
 
 
 class EntryError(ValueError):
@@ -46,7 +49,7 @@ def parse_entry(params: Mapping[str, str]) -> PlatformEntry:
         platform, keys, required = "prolific", PROLIFIC_KEYS, ("PROLIFIC_PID", "STUDY_ID")
     elif any(k in params for k in MTURK_KEYS):
         platform, keys, required = "mturk", MTURK_KEYS, ("workerId",)
-        if params.get("assignmentId") == MTURK_PREVIEW:
+        if params.get("assignmentId") in (MTURK_PREVIEW, "ASSIGNMENT_NOT_AVAILABLE"):
             return PlatformEntry("mturk", None, {}, preview=True)
     else:
         return PlatformEntry("none", None, {})
@@ -56,6 +59,8 @@ def parse_entry(params: Mapping[str, str]) -> PlatformEntry:
             if not valid_id(params[key]):
                 raise EntryError(f"{key} must be 1-64 letters, digits, '-' or '_'.")
             raw[key] = params[key]
+    if platform == "mturk" and (submit := mturk_submit_url(params.get(MTURK_SUBMIT))) is not None:
+        raw[MTURK_SUBMIT] = submit.removesuffix("/mturk/externalSubmit")  # only MTurk's live or sandbox host
     missing = [k for k in required if k not in raw]
     if missing:
         raise EntryError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing.")

@@ -14,6 +14,7 @@ from app.clock import Clock, utcnow
 from app.config import Settings
 from app.db import create_tables, make_engine
 from app.errors import install_error_handlers
+from app.loginguard import LoginGuard
 from app.middleware import BodyLimit, SecurityHeaders
 from app.ratelimit import limiter_from_settings
 
@@ -35,13 +36,18 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.engine = engine
     app.state.clock = clock or utcnow
     app.state.enrol_limiter = limiter_from_settings(settings)
+    app.state.login_guard = LoginGuard(
+        free_failures=settings.login_free_failures, max_delay_s=settings.login_max_delay_s
+    )
     app.state.templates = Jinja2Templates(directory=str(PACKAGE_DIR / "templates"))
     app.mount("/static", StaticFiles(directory=str(PACKAGE_DIR / "static")), name="static")
 
-    from app.routes import api, participant, researcher
+    from app.routes import api, login, participant, pilot, researcher
 
     app.include_router(participant.router)
+    app.include_router(login.router)
     app.include_router(researcher.router)
+    app.include_router(pilot.router)
     app.include_router(api.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, path_limits=researcher.UPLOAD_LIMITS)
     app.add_middleware(SecurityHeaders)

@@ -8,6 +8,12 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; object-src 'none'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+MTURK_ORIGINS = "https://www.mturk.com https://workersandbox.mturk.com"
+# MTurk shows an ExternalQuestion in a frame on its own site, and the done page posts the HIT back there: pages of
+# MTurk workers (and only those) may be framed by, and post forms to, MTurk's live and sandbox sites.
+MTURK_CSP = CSP.replace("form-action 'self'", f"form-action 'self' {MTURK_ORIGINS}").replace(
+    "frame-ancestors 'none'", f"frame-ancestors {MTURK_ORIGINS}"
+)
 SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
     (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),

@@ -76,6 +76,7 @@ class Participant(SQLModel, table=True):
     completed_at: datetime | None = None
     last_seen_at: datetime
     failed_checks: int = 0
+    pilot: bool = Field(default=False, description="a researcher trying the round: never counted or exported")
 
 
 class Assignment(SQLModel, table=True):
@@ -101,6 +102,7 @@ class Assignment(SQLModel, table=True):
     submitted_at: datetime | None = None
     seconds_on_page: float | None = None
     payload_sha256: str | None = Field(default=None, max_length=64)
+    late: bool = Field(default=False, description="submitted after its lease had run out (kept, flagged)")
 
 
 class Ranking(SQLModel, table=True):
@@ -132,3 +134,13 @@ class AuditLog(SQLModel, table=True):
     action: str = Field(max_length=64)
     round_id: str | None = Field(default=None, index=True, max_length=64)
     detail: dict = Field(default_factory=dict, sa_type=JSON)
+
+
+class ConsoleLogin(SQLModel, table=True):
+    """One console log-in: its cookie is valid only while ``ended_at`` is empty (log out ends it server-side)."""
+
+    __tablename__ = "consolelogin"
+    sid: str = Field(primary_key=True, max_length=64)
+    actor: str = Field(max_length=64)
+    created_at: datetime
+    ended_at: datetime | None = None

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from app.monitor import ParticipantQuality, ParticipantRow, is_excluded
+from app.timefmt import iso_z
 
 PARTICIPANT_COLUMNS = (
     "participant_id",
@@ -31,7 +32,7 @@ PARTICIPANT_COLUMNS = (
 
 
 def _iso(t: datetime | None) -> str:
-    return t.isoformat() if t is not None else ""
+    return iso_z(t)
 
 
 def participant_rows(

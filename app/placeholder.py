@@ -105,16 +105,16 @@ def write_placeholders(design: Design, out: Path, *, size: int = SIZE, force: bo
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.placeholder", description=__doc__.splitlines()[0])
-    parser.add_argument("--design", required=True)
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--design", required=True, help="study design TOML")
+    parser.add_argument("--out", required=True, help="folder for the images and manifest.jsonl")
     parser.add_argument("--size", type=int, default=SIZE, help="image width and height in pixels")
     parser.add_argument("--force", action="store_true", help="redraw even if the output is up to date")
     args = parser.parse_args(argv)
     try:
         design = load_design(args.design)
     except DesignError as err:
-        print(err, file=sys.stderr)
-        return 1
+        print(f"python -m app.placeholder: error: {err}", file=sys.stderr)
+        return 2
     manifest, wrote = write_placeholders(design, Path(args.out), size=args.size, force=args.force)
     n = len(design.pages()) * len(design.models)
     print(f"{'wrote' if wrote else 'up to date:'} {n} placeholder images and {manifest}")

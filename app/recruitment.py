@@ -6,10 +6,10 @@ import math
 from dataclasses import dataclass
 from html import escape
 
+from app.flow.exits import ExitInfo, all_exits
 from study_designs.schema import Design
 
 PROLIFIC_QUERY = "PROLIFIC_PID={{%PROLIFIC_PID%}}&STUDY_ID={{%STUDY_ID%}}&SESSION_ID={{%SESSION_ID%}}"
-PROLIFIC_COMPLETE = "https://app.prolific.com/submissions/complete?cc={code}"
 MTURK_PARAMS = ("workerId", "assignmentId", "hitId", "turkSubmitTo")
 # Prolific times a participant out at a multiple of the estimated completion time; MTurk uses the HIT's
 # AssignmentDurationInSeconds. A lease shorter than the platform's limit hands pages to others while the person may
@@ -27,6 +27,7 @@ class RecruitmentInfo:
     mturk_external_question: str
     completion_code: str
     completion_url: str | None
+    exits: tuple[ExitInfo, ...]  # every way out, with the code and redirect a participant of this platform gets
     expected_minutes: float
     lease_minutes: int
     advice: tuple[str, ...]
@@ -98,9 +99,8 @@ def recruitment_info(
 ) -> RecruitmentInfo:
     r = design.recruitment
     expected = expected_minutes(design, median_seconds_per_page)
-    completion_url = r.completion_url
-    if completion_url is None and r.platform == "prolific":
-        completion_url = PROLIFIC_COMPLETE.format(code=r.completion_code)
+    exits = tuple(all_exits(r))
+    completion_url = r.completion_url or exits[0].redirect_url
     lease = design.assignment.lease_minutes
     return RecruitmentInfo(
         platform=r.platform,
@@ -110,6 +110,7 @@ def recruitment_info(
         mturk_external_question=mturk_external_question(base_url, round_id),
         completion_code=r.completion_code,
         completion_url=completion_url,
+        exits=exits,
         expected_minutes=expected,
         lease_minutes=lease,
         advice=lease_advice(

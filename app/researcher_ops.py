@@ -14,15 +14,21 @@ from typing import Literal
 from fastapi.responses import Response
 from sqlmodel import Session
 
-from app import console_data, crud, export
+from app import codebook, console_data, crud, export
 from app.config import Settings
 from app.db import write
 from app.launch import ROUND_ID, LaunchError, LaunchInput, content_problems
 from app.launch import launch as launch_round
 from app.models import Round
 
-ExportKind = Literal["responses", "participants", "snapshot"]
-EXPORT_MEDIA = {"responses": "text/csv", "participants": "text/csv", "snapshot": "application/json"}
+ExportKind = Literal["responses", "participants", "approvals", "snapshot", "codebook"]
+EXPORT_MEDIA = {
+    "responses": "text/csv",
+    "participants": "text/csv",
+    "approvals": "text/csv",
+    "snapshot": "application/json",
+    "codebook": "text/markdown",
+}
 
 
 class LaunchProblems(Exception):
@@ -119,17 +125,17 @@ def launch(session: Session, req: LaunchRequest, *, settings: Settings, actor: s
     return rnd
 
 
-def record_login(session: Session, *, actor: str, now: datetime) -> None:
-    with write(session):
-        crud.audit(session, at=console_data.aware_utc(now), actor=actor, action="login", round_id=None)
-
-
 def export_text(session: Session, rnd: Round, kind: ExportKind, *, now: datetime) -> str:
     if kind == "snapshot":
         return json.dumps(console_data.snapshot(rnd), indent=2, ensure_ascii=False) + "\n"
-    if kind == "participants":
+    if kind == "codebook":
+        return codebook.codebook_md()
+    if kind in ("participants", "approvals"):
         data = console_data.load_round_data(session, rnd)
-        return console_data.participants_csv(data, console_data.monitor_view(data, now))
+        view = console_data.monitor_view(data, now)
+        if kind == "approvals":
+            return console_data.approvals_csv(session, data, view)
+        return console_data.participants_csv(data, view)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=export.COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -138,14 +144,20 @@ def export_text(session: Session, rnd: Round, kind: ExportKind, *, now: datetime
 
 
 def export_filename(rnd: Round, kind: ExportKind) -> str:
+    if kind == "codebook":
+        return f"{rnd.id}-codebook.md"
     return f"{rnd.id}-snapshot.json" if kind == "snapshot" else f"{rnd.id}-{kind}.csv"
+
+
+def audit_export(session: Session, rnd: Round, kind: ExportKind, *, actor: str, now: datetime) -> None:
+    with write(session):
+        crud.audit(session, at=console_data.aware_utc(now), actor=actor, action="export", round_id=rnd.id, kind=kind)
 
 
 def export_response(session: Session, rnd: Round, kind: ExportKind, *, actor: str, now: datetime) -> Response:
     """The export as a download; every download is recorded in the audit log (it carries participants' data)."""
     text = export_text(session, rnd, kind, now=now)
-    with write(session):
-        crud.audit(session, at=console_data.aware_utc(now), actor=actor, action="export", round_id=rnd.id, kind=kind)
+    audit_export(session, rnd, kind, actor=actor, now=now)
     return Response(
         content=text,
         media_type=EXPORT_MEDIA[kind],

@@ -1,11 +1,14 @@
-"""``python -m app.rounds COMMAND``: manage study rounds (launch, pause, resume, close, status)."""
+"""``python -m app.rounds COMMAND``: manage study rounds (launch, list, pause, resume, close, reclaim, status).
+
+Exit 0 on success, 2 for usage or validation errors (invalid design or manifest, unknown round, refused state change),
+1 when the database cannot be reached; errors read ``python -m app.rounds: error: ...`` (see ``app.cli``)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from app.cli import USAGE, error, run
 from app.clock import utcnow
 from app.config import Settings
 from app.db import session_scope
@@ -27,10 +30,8 @@ def cmd_launch(args: argparse.Namespace, settings: Settings) -> int:
                 max_pixels=settings.image_max_pixels,
             )
         except LaunchError as err:
-            print(f"cannot launch round {args.round!r}: {len(err.problems)} problem(s)", file=sys.stderr)
-            for p in err.problems:
-                print(f"  {p}", file=sys.stderr)
-            return 1
+            error(PROG, f"cannot launch round {args.round!r}: {len(err.problems)} problem(s)", *err.problems)
+            return USAGE
     if result.created:
         print(f"round {result.round_id}: launched with {result.n_pages} pages, {result.n_images} images")
     else:
@@ -46,8 +47,8 @@ def cmd_state(args: argparse.Namespace, settings: Settings) -> int:
         with session_scope(settings.database_url) as session:
             rnd = change_round_status(session, round_id=args.round, action=args.command, actor=args.actor, now=utcnow())
     except (RoundNotFound, RoundStateError) as err:
-        print(f"cannot {args.command} round {args.round!r}: {err}", file=sys.stderr)
-        return 1
+        error(PROG, f"cannot {args.command} round {args.round!r}: {err}")
+        return USAGE
     print(f"round {rnd.id}: {rnd.status}")
     return 0
 
@@ -61,8 +62,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     with session_scope(settings.database_url) as session:
         rnd = session.get(Round, args.round)
         if rnd is None:
-            print(f"no round {args.round!r}", file=sys.stderr)
-            return 1
+            error(PROG, f"no round {args.round!r}")
+            return USAGE
         now = utcnow()
         status = status_out(rnd, console_data.monitor_view(console_data.load_round_data(session, rnd), now), now)
     if args.json:
@@ -83,8 +84,60 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    """Every round: id, status, design, launch time and participants (one line each; ``--json`` for scripts)."""
+    import json
+
+    from sqlalchemy import func
+    from sqlmodel import col, select
+
+    from app.models import Participant, Round
+    from app.timefmt import iso_z
+
+    with session_scope(settings.database_url) as session:
+        counts = dict(
+            session.exec(select(Participant.round_id, func.count()).group_by(col(Participant.round_id))).all()
+        )
+        rounds = [
+            {
+                "round_id": r.id,
+                "status": r.status,
+                "design_id": r.design_id,
+                "created_at": iso_z(r.created_at),
+                "participants": counts.get(r.id, 0),
+            }
+            for r in session.exec(select(Round).order_by(col(Round.created_at), col(Round.id)))
+        ]
+    if args.json:
+        print(json.dumps(rounds, indent=2))
+    elif not rounds:
+        print("no rounds yet: launch one with python -m app.rounds launch")
+    else:
+        for r in rounds:
+            line = f"{r['round_id']:<24} {r['status']:<7} {r['design_id']:<24} {r['created_at']}"
+            print(f"{line}  {r['participants']} participants")
+    return 0
+
+
+def cmd_reclaim(args: argparse.Namespace, settings: Settings) -> int:
+    """Time out participants whose every page lease has run out, so their pages go back to the pool (audited)."""
+    from app.crud import RoundNotFound, reclaim_expired_leases
+
+    try:
+        with session_scope(settings.database_url) as session:
+            timed_out = reclaim_expired_leases(session, round_id=args.round, actor=args.actor, now=utcnow())
+    except RoundNotFound as err:
+        error(PROG, f"cannot reclaim in round {args.round!r}: {err}")
+        return USAGE
+    print(f"round {args.round}: {len(timed_out)} participant(s) timed out, their pages are back in the pool")
+    return 0
+
+
+PROG = "python -m app.rounds"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m app.rounds", description="Manage study rounds.")
+    parser = argparse.ArgumentParser(prog=PROG, description="Manage study rounds.")
     sub = parser.add_subparsers(dest="command", required=True)
     launch = sub.add_parser("launch", help="validate a manifest against its design and open a round")
     launch.add_argument("--design", required=True, help="study design TOML")
@@ -92,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     launch.add_argument("--round", required=True, help="round id, e.g. demo")
     launch.add_argument("--reuse", action="store_true", help="do nothing if the round exists with the same hashes")
     launch.set_defaults(func=cmd_launch)
+    listing = sub.add_parser("list", help="every round with its status, design and number of participants")
+    listing.add_argument("--json", action="store_true", help="print a JSON list instead of one line per round")
+    listing.set_defaults(func=cmd_list)
+    reclaim = sub.add_parser("reclaim", help="time out participants whose leases all ran out; their pages return")
+    reclaim.add_argument("--round", required=True, help="round id")
+    reclaim.add_argument("--actor", default="cli", help="name recorded in the audit log")
+    reclaim.set_defaults(func=cmd_reclaim)
     helps = {
         "pause": "close entry; people already taking part may finish",
         "resume": "open entry again",
@@ -99,11 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     }
     for name, text in helps.items():
         p = sub.add_parser(name, help=text)
-        p.add_argument("--round", required=True)
+        p.add_argument("--round", required=True, help="round id")
         p.add_argument("--actor", default="cli", help="name recorded in the audit log")
         p.set_defaults(func=cmd_state)
     status = sub.add_parser("status", help="coverage, participants by status, flags")
-    status.add_argument("--round", required=True)
+    status.add_argument("--round", required=True, help="round id")
     status.add_argument("--json", action="store_true", help="print the same document as /api/rounds/{id}/status")
     status.set_defaults(func=cmd_status)
     return parser
@@ -111,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args, Settings()))
+    return run(PROG, lambda: int(args.func(args, Settings())))
 
 
 if __name__ == "__main__":

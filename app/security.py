@@ -1,7 +1,9 @@
 """Researcher authentication: token login with a signed session cookie, CSRF tokens, Bearer auth for the API.
 
-The console (HTML under ``/console``) logs in with ``RESEARCHER_TOKEN`` once and then carries a signed, HttpOnly,
-SameSite=Strict cookie; every state-changing form also carries a CSRF token signed for that session. The JSON API
+The console (HTML under ``/console``) logs in with ``RESEARCHER_TOKEN`` once (wrong tokens back off, see
+``app.loginguard``, and are audited) and then carries a signed, HttpOnly, SameSite=Strict cookie naming a log-in
+that is kept server-side, so log out ends it even if the cookie is kept; every state-changing form also carries a
+CSRF token signed for that session. The JSON API
 under ``/api`` takes ``Authorization: Bearer <RESEARCHER_TOKEN>`` on every request.
 """
 
@@ -17,6 +19,9 @@ from urllib.parse import quote
 from fastapi import Depends, Form, HTTPException, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from app.crud.console_logins import failed_login, login_live
+from app.deps import SessionDep
 
 COOKIE_NAME = "scoft_console"
 COOKIE_PATH = "/console"
@@ -80,8 +85,13 @@ def clean_actor(name: str | None) -> str:
     return text or "researcher"
 
 
-def make_session_cookie(cfg: AuthConfig, actor: str) -> str:
-    payload = {"sid": secrets.token_urlsafe(16), "actor": clean_actor(actor), "fp": _token_fingerprint(cfg)}
+def new_sid() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def make_session_cookie(cfg: AuthConfig, actor: str, *, sid: str | None = None) -> str:
+    """A signed cookie naming session ``sid``; it is honoured only while that log-in is open in the database."""
+    payload = {"sid": sid or new_sid(), "actor": clean_actor(actor), "fp": _token_fingerprint(cfg)}
     return _serializer(cfg, _SESSION_SALT).dumps(payload)
 
 
@@ -124,6 +134,13 @@ def safe_next(target: str | None) -> str:
 # -- cookie edges ----------------------------------------------------------------------------------------------
 
 
+def cookie_secure(request: Request) -> bool:
+    """``Secure`` cookies when the request came over https (directly, or as a trusted proxy's
+    ``X-Forwarded-Proto`` says: see ``FORWARDED_ALLOW_IPS``), or always when ``COOKIE_SECURE`` is on."""
+    setting = request.app.state.settings.cookie_secure
+    return request.url.scheme == "https" if setting is None else setting
+
+
 def set_session_cookie(response: Response, cookie: str, *, secure: bool) -> None:
     response.set_cookie(
         COOKIE_NAME,
@@ -154,10 +171,11 @@ def _login_redirect(request: Request) -> HTTPException:
     )
 
 
-def console_session(request: Request, cfg: AuthConfigDep) -> ResearcherSession:
-    """Require a valid console session cookie; anonymous browsers are redirected to the login page."""
+def console_session(request: Request, cfg: AuthConfigDep, db: SessionDep) -> ResearcherSession:
+    """Require a valid console session cookie of a log-in still open server-side; anonymous browsers (and cookies
+    of sessions that logged out) are redirected to the login page."""
     data = read_session_cookie(cfg, request.cookies.get(COOKIE_NAME))
-    if data is None:
+    if data is None or not login_live(db, data["sid"]):
         raise _login_redirect(request)
     sid = data["sid"]
     return ResearcherSession(sid=sid, actor=clean_actor(data.get("actor")), csrf_token=make_csrf_token(cfg, sid))
@@ -181,10 +199,30 @@ _bearer = HTTPBearer(auto_error=False, description="RESEARCHER_TOKEN as a Bearer
 
 
 def api_researcher(
-    cfg: AuthConfigDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request,
+    cfg: AuthConfigDep,
+    db: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> ApiResearcher:
-    """Require ``Authorization: Bearer <RESEARCHER_TOKEN>``; otherwise 401 with ``WWW-Authenticate: Bearer``."""
+    """Require ``Authorization: Bearer <RESEARCHER_TOKEN>``; otherwise 401 with ``WWW-Authenticate: Bearer``.
+
+    Wrong tokens back off and are audited as console log-ins are (one guard for both); no token at all is simply
+    refused (a browser or a probe without credentials is not a guess)."""
+    guard = request.app.state.login_guard
+    client = request.client.host if request.client else "unknown"
+    verdict = guard.check(client)
+    if not verdict.allowed:
+        raise HTTPException(
+            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+            detail="too many wrong tokens; try again later",
+            headers={"Retry-After": verdict.retry_after_header},
+        )
     given = credentials.credentials if credentials and credentials.scheme.lower() == "bearer" else None
+    if given and not token_matches(given, cfg.researcher_token):
+        after = guard.failed(client)
+        failed_login(db, client=client, actor="api", now=request.app.state.clock(), blocked_s=after.retry_after)
+    elif given:
+        guard.succeeded(client)
     if not token_matches(given, cfg.researcher_token):
         raise HTTPException(
             status_code=status.HTTP_401_UNAUTHORIZED,

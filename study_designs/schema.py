@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -106,10 +107,52 @@ class Quality(_Frozen):
     )
 
 
+_CODE = r"^[A-Za-z0-9_\-]+$"
+_LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+
+
+def check_exit_url(url: str) -> str:
+    """Redirect URLs shown to participants: ``https:`` only (``http:`` only for this machine, for local trials)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    local = parts.scheme == "http" and (host in _LOCAL_HOSTS or f"[{host}]" in _LOCAL_HOSTS)
+    if not (parts.scheme == "https" or local) or not parts.netloc or any(ch.isspace() for ch in url):
+        raise ValueError(f"must be an https:// URL, got {url[:80]!r}")
+    return url
+
+
+class Exit(_Frozen):
+    """The code and redirect a participant gets when they leave the study early (Prolific: one code per case)."""
+
+    code: str | None = Field(default=None, min_length=1, max_length=64, pattern=_CODE)
+    url: str | None = None
+
+    @model_validator(mode="after")
+    def _https(self) -> Exit:
+        if self.url is not None:
+            check_exit_url(self.url)
+        return self
+
+
+EXIT_KINDS = ("completed", "screened_out", "declined", "full", "timed_out")
+
+
 class Recruitment(_Frozen):
-    completion_code: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")
+    """``completion_code``/``completion_url`` for people who finish, and one ``Exit`` for each other way out."""
+
+    completion_code: str = Field(min_length=1, max_length=64, pattern=_CODE)
     completion_url: str | None = None
     platform: Literal["prolific", "mturk", "none"] = "none"
+    screened_out: Exit = Exit()  # culture "Other / none of these"
+    declined: Exit = Exit()  # did not agree to the consent form
+    full: Exit = Exit()  # nothing left to rank for the chosen culture
+    timed_out: Exit = Exit()  # the time to finish ran out
+
+    @model_validator(mode="after")
+    def _https(self) -> Recruitment:
+        if self.completion_url is not None:
+            check_exit_url(self.completion_url)
+        return self
 
 
 class Consent(_Frozen):

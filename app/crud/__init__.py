@@ -4,7 +4,13 @@
 ``admin`` (round status, exclusion, deletion).
 """
 
-from app.crud.admin import ROUND_ACTIONS, change_round_status, delete_participant_data, exclude_participant
+from app.crud.admin import (
+    ROUND_ACTIONS,
+    change_round_status,
+    clear_pilot,
+    delete_participant_data,
+    exclude_participant,
+)
 from app.crud.common import Loaded, audit, load
 from app.crud.leases import page_coverage, reclaim_expired_leases
 from app.crud.participants import (
@@ -16,6 +22,7 @@ from app.crud.participants import (
     find_participant,
     finish_instructions,
     give_consent,
+    preview,
     show,
     submit_page,
 )
@@ -32,6 +39,7 @@ __all__ = [
     "by_code",
     "change_round_status",
     "choose_culture",
+    "clear_pilot",
     "delete_participant_data",
     "enrolment_cap_reached",
     "enter",
@@ -41,6 +49,7 @@ __all__ = [
     "give_consent",
     "load",
     "page_coverage",
+    "preview",
     "reclaim_expired_leases",
     "show",
     "submit_page",

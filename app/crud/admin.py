@@ -115,3 +115,18 @@ def delete_participant_data(
             **counts,
         )
     return counts
+
+
+def clear_pilot(session: Session, *, round_id: str, actor: str, now: datetime) -> int:
+    """Delete every pilot (researcher trial) participant of the round and their rows; returns how many. Audited."""
+    with write(session):
+        ids = list(session.exec(select(Participant.id).where(Participant.round_id == round_id, col(Participant.pilot))))
+        slot_ids = list(session.exec(select(Assignment.id).where(col(Assignment.participant_id).in_(ids))))
+        if slot_ids:
+            session.exec(delete(Ranking).where(col(Ranking.slot_id).in_(slot_ids)))
+            session.exec(delete(RankingSkip).where(col(RankingSkip.slot_id).in_(slot_ids)))
+            session.exec(delete(Assignment).where(col(Assignment.id).in_(slot_ids)))
+        if ids:
+            session.exec(delete(Participant).where(col(Participant.id).in_(ids)))
+        audit(session, at=to_utc(now), actor=actor, action="clear_pilot", round_id=round_id, participants=len(ids))
+    return len(ids)

@@ -38,7 +38,14 @@ class Loaded:
 
     @property
     def person(self) -> Person:
-        return Person(self.row.code, self.row.platform, self.row.exclusion_reason)
+        raw = self.row.platform_raw or {}
+        return Person(
+            self.row.code,
+            self.row.platform,
+            self.row.exclusion_reason,
+            assignment_id=raw.get("assignmentId") if self.row.platform == "mturk" else None,
+            turk_submit_to=raw.get("turkSubmitTo") if self.row.platform == "mturk" else None,
+        )
 
 
 def to_slot(a: Assignment) -> Slot:

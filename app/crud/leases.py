@@ -44,6 +44,7 @@ def page_coverage(
             or_(col(Assignment.submitted_at).is_not(None), col(Assignment.leased_until) > now)
             if leases
             else col(Assignment.submitted_at).is_not(None),
+            col(Participant.pilot).is_(False),  # a researcher's trial run never fills (or holds) a page
         )
         .group_by(col(Assignment.page_id), col(Participant.status), col(Participant.failed_checks))
     )

@@ -32,9 +32,10 @@ from app.flow.machine import (
     Stored,
     Submit,
 )
-from app.flow.views import View, page_view, step_view
+from app.flow.views import View, page_view, preview_view, step_view
 from app.identity import PlatformEntry, identity_key, platform_key, pseudonym
-from app.models import Assignment, Participant, Ranking, RankingSkip
+from app.models import Assignment, Participant, Ranking, RankingSkip, RoundImage
+from study_designs.schema import Design
 
 
 class InvalidPage(InvalidInput):
@@ -59,8 +60,13 @@ def find_participant(session: Session, *, round_id: str, entry: PlatformEntry, s
     return _by_key(session, round_id, platform_key(secret, round_id, entry.platform, identity_key(entry)))
 
 
-def enter(session: Session, *, round_id: str, entry: PlatformEntry, secret: str, now: datetime) -> Participant:
-    """Find the participant with this platform id in the round, or enrol a new one (random id for ``none``)."""
+def enter(
+    session: Session, *, round_id: str, entry: PlatformEntry, secret: str, now: datetime, pilot: bool = False
+) -> Participant:
+    """Find the participant with this platform id in the round, or enrol a new one (random id for ``none``).
+
+    ``pilot``: a researcher trying the round; they take the same steps but never count toward coverage, the
+    console's totals or (unless asked for) the exports."""
     pid = identity_key(entry) if entry.participant_id is not None else secrets.token_hex(16)
     key = platform_key(secret, round_id, entry.platform, pid)
     if entry.participant_id is not None:
@@ -82,6 +88,7 @@ def enter(session: Session, *, round_id: str, entry: PlatformEntry, secret: str,
                 status=ParticipantStatus.CONSENT.value,
                 created_at=now,
                 last_seen_at=now,
+                pilot=pilot,
             )
             session.add(person)
         return person
@@ -115,12 +122,27 @@ def _by_key(session: Session, round_id: str, key: str) -> Participant | None:
     ).first()
 
 
+def preview(session: Session, *, round_id: str, design: Design) -> View:
+    """The MTurk preview: instructions and the round's first page as an example, in a random order; reads only."""
+    first = design.pages()[0]
+    rows = session.exec(
+        select(RoundImage.image_id).where(RoundImage.round_id == round_id, RoundImage.page_id == first.id)
+    ).all()
+    ids = list(rows)
+    secrets.SystemRandom().shuffle(ids)
+    images = image_infos(session, round_id, tuple(ids))
+    q = design.quality
+    return preview_view(
+        design, images, n_pages=design.assignment.pages_per_participant + q.attention_checks + q.repeat_pages
+    )
+
+
 # -- the steps before the pages ---------------------------------------------------------------------------------
 
 
 def _move(session: Session, loaded: Loaded, moved: Moved, now: datetime) -> Participant:
     row = loaded.row
-    if moved.status != loaded.state.status and row.status == ParticipantStatus.CONSENT:
+    if moved.status == ParticipantStatus.PROFILE and row.status == ParticipantStatus.CONSENT:
         row.consented_at = now
     row.status = moved.status.value
     if moved.reason is not None:
@@ -130,10 +152,20 @@ def _move(session: Session, loaded: Loaded, moved: Moved, now: datetime) -> Part
     return row
 
 
-def give_consent(session: Session, *, code: str, agreed: bool, now: datetime) -> Participant:
+def give_consent(session: Session, *, code: str, agreed: bool, now: datetime, declined: bool = False) -> Participant:
     with write(session):
         loaded = load(session, code, lock=True)
-        return _move(session, loaded, apply(loaded.state, Consent(agreed)), now)  # type: ignore[arg-type]
+        moved = apply(loaded.state, Consent(agreed, declined=declined))
+        if moved.status != loaded.state.status and moved.reason is not None:  # type: ignore[union-attr]
+            audit(
+                session,
+                at=now,
+                actor="participant",
+                action="declined consent",
+                round_id=loaded.row.round_id,
+                participant=loaded.row.id,
+            )
+        return _move(session, loaded, moved, now)  # type: ignore[arg-type]
 
 
 def finish_instructions(session: Session, *, code: str, now: datetime) -> Participant:
@@ -208,6 +240,7 @@ def _submit_statements() -> SimpleNamespace:
             payload_sha256=b("digest"),
             seconds_on_page=b("seconds"),
             attention_passed=b("passed"),
+            late=b("late"),
         )
         .execution_options(synchronize_session=False),
         person=update(Participant)
@@ -279,7 +312,7 @@ def _store(session: Session, loaded: Loaded, out: Stored, now: datetime) -> None
         session.exec(insert(RankingSkip), params=[{"slot_id": slot.id, "criterion": c} for c in sorted(sub.skipped)])
     q = _submit_statements()
     params = {"slot_id": slot.id, "now": now, "digest": out.digest, "seconds": out.seconds_on_page}
-    session.exec(q.mark, params=params | {"passed": out.attention_passed})
+    session.exec(q.mark, params=params | {"passed": out.attention_passed, "late": out.late})
     pid = loaded.row.id
     session.exec(
         q.person,

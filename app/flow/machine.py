@@ -4,7 +4,9 @@ Steps, in order::
 
     consent --Consent(agreed)--> profile --ChooseCulture--> instructions --FinishInstructions--> active
     active --Submit(page)...--> completed          profile --ChooseCulture(other / no pages)--> ineligible
+    consent --Consent(declined)--> ineligible   ("I do not agree": the declined-consent exit)
     any live step --(all leases expired, reclaimed)--> timed_out;  researcher --> excluded
+    timed_out --Submit(current page)--> timed_out (the page is stored, flagged late; the last page completes)
 
 ``apply(state, event)`` returns what to write (an ``Outcome``) or raises a ``DomainError``; ``app.crud`` loads the
 state under a lock, calls it, and writes the outcome's rows.
@@ -19,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from app.assignment import attention_passed
 from app.flow.errors import Closed, Conflict, InvalidInput, NotFound
-from app.flow.status import INELIGIBLE_CULTURE, INELIGIBLE_NO_PAGES, ParticipantStatus
+from app.flow.status import INELIGIBLE_CULTURE, INELIGIBLE_DECLINED, INELIGIBLE_NO_PAGES, ParticipantStatus
 from app.flow.submission import Submission, parse_submission
 from study_designs.schema import Design
 
@@ -105,6 +107,7 @@ def current_step(state: State) -> Step:
 @dataclass(frozen=True, slots=True)
 class Consent:
     agreed: bool
+    declined: bool = False  # pressed "I do not agree": leaves the study with the declined-consent code
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +187,7 @@ class Stored:
     status: ParticipantStatus
     failed_checks: int
     finished: bool
+    late: bool = False  # sent after the page's lease had run out
 
     @property
     def replay(self) -> bool:
@@ -235,6 +239,8 @@ def apply(state: State, event: Event) -> Outcome:
 
 
 def _consent(state: State, event: Consent) -> Moved:
+    if event.declined and not event.agreed:
+        return Moved(S.INELIGIBLE, INELIGIBLE_DECLINED) if state.status == S.CONSENT else Moved(state.status)
     if not event.agreed:
         raise InvalidInput("Please tick the box to agree before continuing.")
     return Moved(S.PROFILE if state.status == S.CONSENT else state.status)
@@ -278,7 +284,8 @@ def _submit(state: State, event: Submit) -> Stored | Replayed:
         if slot.payload_sha256 == digest:
             return Replayed(slot, finished=state.status == S.COMPLETED)
         raise Conflict("This page was already submitted with different answers; they were kept.")
-    if state.status != S.ACTIVE:
+    timed_out = state.status == S.TIMED_OUT
+    if state.status != S.ACTIVE and not timed_out:
         raise Conflict("Please continue from your current step.")
     pending = state.pending
     if event.position != pending[0].position:
@@ -286,6 +293,9 @@ def _submit(state: State, event: Submit) -> Stored | Replayed:
     if state.round_status == "closed" and not slot.lease_live(event.now):
         # closing takes no one new; people already inside finish the pages they hold
         raise Conflict("This study round is closed.")
+    # a page sent after its lease ran out (or after the participant was timed out) is kept, flagged ``late``,
+    # even if the page has reached its target since: an answer someone gave is never thrown away
+    late = not slot.lease_live(event.now)
     passed = None
     if slot.kind == "attention":
         ranks = sub.ranks.get(slot.check_criterion or "")
@@ -295,16 +305,19 @@ def _submit(state: State, event: Submit) -> Stored | Replayed:
         )
     seconds = None if slot.shown_at is None else round((to_utc(event.now) - to_utc(slot.shown_at)).total_seconds(), 3)
     finished = len(pending) == 1
+    status = S.COMPLETED if finished else state.status
     return Stored(
         slot=slot,
         submission=sub,
         digest=digest,
         attention_passed=passed,
         seconds_on_page=seconds,
-        lease_until=event.now + timedelta(minutes=event.design.assignment.lease_minutes),
-        status=S.COMPLETED if finished else state.status,
+        # a timed-out participant's other pages stay in the pool: no lease is renewed for them
+        lease_until=event.now if timed_out else event.now + timedelta(minutes=event.design.assignment.lease_minutes),
+        status=status,
         failed_checks=state.failed_checks + (passed is False),
         finished=finished,
+        late=late,
     )
 
 

@@ -38,6 +38,7 @@ STATUS_VALUES = tuple(s.value for s in ParticipantStatus)  # the order the conso
 
 INELIGIBLE_CULTURE = "culture not in this study"
 INELIGIBLE_NO_PAGES = "no pages left for this culture"
+INELIGIBLE_DECLINED = "declined consent"
 
 
 def exclusion_threshold(quality: Quality) -> int | None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from html import escape
 from typing import Any
 
 from markdown_it import MarkdownIt
 
+from app.flow.exits import ExitInfo, exit_for, mturk_submit_url
 from app.flow.machine import Slot, State, Step
-from app.flow.status import INELIGIBLE_NO_PAGES
+from app.flow.status import INELIGIBLE_CULTURE, INELIGIBLE_DECLINED, INELIGIBLE_NO_PAGES, ParticipantStatus
 from app.flow.submission import DUPLICATE, INVALID
 from study_designs.schema import Design
 
@@ -27,6 +29,8 @@ class Person:
     code: str
     platform: str
     exclusion_reason: str | None = None
+    assignment_id: str | None = None  # MTurk: the assignment the done page submits
+    turk_submit_to: str | None = None  # MTurk: the live or sandbox site the worker came from (checked at entry)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +41,19 @@ class ImageInfo:
     prompt_id: str
     width: int | None = None
     height: int | None = None
+
+
+def render_markdown(text: str) -> str:
+    """Participant-facing markdown: no raw HTML (shown as text) and no images (nothing loads from elsewhere);
+    links keep markdown-it's check, which refuses ``javascript:``, ``vbscript:`` and ``data:`` targets."""
+    md = MarkdownIt("commonmark", {"html": False})
+    md.add_render_rule("image", _image_as_text)
+    return md.render(text)
+
+
+def _image_as_text(self: Any, tokens: Sequence[Any], idx: int, options: Any, env: Any) -> str:
+    """An image in participant markdown is shown as its alt text: no request leaves for its address."""
+    return escape(tokens[idx].content)
 
 
 def message(heading: str, *paragraphs: str, link: str | None = None, link_text: str | None = None) -> View:
@@ -50,11 +67,13 @@ def step_view(step: Step, *, design: Design, person: Person, state: State, error
     """The view of every step but the ranking page (see ``page_view``)."""
     common = {"code": person.code, "title": design.title, "error": error}
     if step.name == "consent":
-        md = MarkdownIt("commonmark", {"html": False})
         return View(
             "participant/consent.html",
             common
-            | {"consent_html": md.render(design.consent.text), "content_warning": design.consent.content_warning},
+            | {
+                "consent_html": render_markdown(design.consent.text),
+                "content_warning": design.consent.content_warning,
+            },
         )
     if step.name == "profile":
         return View("participant/profile.html", common | {"cultures": design.cultures})
@@ -69,23 +88,100 @@ def step_view(step: Step, *, design: Design, person: Person, state: State, error
             },
         )
     if step.name == "done":
-        rec = design.recruitment
-        redirect = rec.completion_url if person.platform == "prolific" and rec.completion_url else None
+        ex = exit_for(design.recruitment, "completed", person.platform)
+        submit = mturk_submit_url(person.turk_submit_to) if person.assignment_id else None
         return View(
-            "participant/done.html", common | {"completion_code": rec.completion_code, "redirect_url": redirect}
+            "participant/done.html",
+            common
+            | {
+                "completion_code": ex.code,
+                "redirect_url": ex.redirect_url,
+                "mturk_submit_url": submit,
+                "assignment_id": person.assignment_id if submit else None,
+            },
         )
     if step.name == "ineligible":
-        if person.exclusion_reason == INELIGIBLE_NO_PAGES:
-            text = "Every page for your culture already has enough answers, so there is nothing left to rank."
-        else:
-            text = "This study is looking for people who identify with one of the listed cultures."
-        return message(
-            "Thank you for your interest",
-            text,
-            "You do not need to do anything else. If you came from a recruitment platform, please "
-            "return the study there without a completion code; you will not be penalised.",
-        )
+        return exit_view(_INELIGIBLE_EXIT.get(person.exclusion_reason or "", "screened_out"), design, person)
+    if state.status == ParticipantStatus.TIMED_OUT:
+        return exit_view("timed_out", design, person)
     return message("This session has ended", "Thank you for your time.")
+
+
+_INELIGIBLE_EXIT = {INELIGIBLE_CULTURE: "screened_out", INELIGIBLE_NO_PAGES: "full", INELIGIBLE_DECLINED: "declined"}
+_EXIT_TEXT = {
+    "screened_out": (
+        "Thank you for your interest",
+        "This study is looking for people who identify with one of the listed cultures.",
+    ),
+    "full": (
+        "Thank you for your interest",
+        "Every page for your culture already has enough answers, so there is nothing left to rank.",
+    ),
+    "declined": ("You have left the study", "You did not agree to take part, so nothing more will be asked of you."),
+    "timed_out": (
+        "Your time ran out",
+        "The time to finish this study has passed, so your remaining pages were given to others. "
+        "The pages you finished are saved.",
+    ),
+}
+
+
+def exit_view(kind: str, design: Design, person: Person) -> View:
+    """An early exit: what happened, the design's code for it, and (Prolific) the redirect that records it."""
+    ex: ExitInfo = exit_for(design.recruitment, kind, person.platform)
+    heading, text = _EXIT_TEXT[kind]
+    if ex.code:
+        todo = "Please enter this code on the recruitment platform so your submission is recorded correctly."
+    elif person.platform == "mturk":
+        todo = "Please return the HIT on Mechanical Turk; you will not be penalised."
+    elif person.platform == "prolific":
+        todo = "Please return the study on Prolific without a completion code; you will not be penalised."
+    else:
+        todo = "You do not need to do anything else."
+    return View(
+        "participant/exit.html",
+        {
+            "title": design.title,
+            "heading": heading,
+            "text": text,
+            "todo": todo,
+            "exit_code": ex.code,
+            "redirect_url": ex.redirect_url,
+            "kind": kind,
+        },
+    )
+
+
+def preview_view(design: Design, images: Sequence[ImageInfo], *, n_pages: int) -> View:
+    """What an MTurk worker sees before accepting: the real instructions and one example page, with no form."""
+    prompt = next((p.text for p in design.prompts if images and p.id == images[0].prompt_id), "")
+    culture = design.culture(images[0].culture) if images else design.cultures[0]
+    criteria = [
+        {
+            "question": c.text_for(culture),
+            "best_label": c.best_label,
+            "worst_label": c.worst_label,
+            "show_prompt": c.show_prompt,
+        }
+        for c in design.criteria
+    ]
+    example = {
+        "prompt": prompt,
+        "criteria": criteria,
+        "images": [{"token": i.token, "width": i.width, "height": i.height} for i in images],
+    }
+    return View(
+        "participant/instructions.html",
+        {
+            "code": "",
+            "title": design.title,
+            "n_pages": n_pages,
+            "n_items": len(design.models),
+            "can_skip": any(c.allow_skip for c in design.criteria),
+            "preview": True,
+            "example": example,
+        },
+    )
 
 
 def page_view(

@@ -32,6 +32,7 @@ class LaunchProblemsOut(BaseModel):
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "Missing or wrong `Authorization: Bearer <RESEARCHER_TOKEN>`."},
+    429: {"model": ErrorOut, "description": "Too many wrong tokens from this address: wait `Retry-After` seconds."},
     404: {"model": ErrorOut, "description": "No such round."},
 }
 STATE_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -55,6 +56,12 @@ class RoundOut(BaseModel):
     manifest_sha256: str
 
 
+class ExitOut(BaseModel):
+    kind: str = Field(description="completed | screened_out | declined | full | timed_out")
+    code: str | None
+    redirect_url: str | None
+
+
 class RecruitmentOut(BaseModel):
     platform: str
     entry_url: str
@@ -63,6 +70,7 @@ class RecruitmentOut(BaseModel):
     completion_code: str
     completion_url: str | None
     lease_minutes: int
+    exits: list[ExitOut] = Field(default_factory=list, description="the code and redirect of every way out")
 
 
 class RoundDetailOut(RoundOut):
@@ -172,6 +180,7 @@ def get_round(round_id: RoundId, request: Request, session: SessionDep) -> Round
             completion_code=info.completion_code,
             completion_url=info.completion_url,
             lease_minutes=info.lease_minutes,
+            exits=[ExitOut(kind=e.kind, code=e.code, redirect_url=e.redirect_url) for e in info.exits],
         ),
     )
 
@@ -291,8 +300,13 @@ def reclaim_leases(round_id: RoundId, who: ResearcherDep, session: SessionDep, c
     responses={
         **ERRORS,
         200: {
-            "description": "responses.csv or participants.csv (text/csv), or the round snapshot (application/json)",
-            "content": {"text/csv": {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "object"}}},
+            "description": "responses.csv, participants.csv or approvals.csv (text/csv), the round snapshot "
+            "(application/json), or the codebook (text/markdown)",
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/json": {"schema": {"type": "object"}},
+                "text/markdown": {"schema": {"type": "string"}},
+            },
         },
     },
     summary="Export",
@@ -302,7 +316,10 @@ def export_round(
     who: ResearcherDep,
     session: SessionDep,
     clock: ClockDep,
-    kind: Annotated[researcher_ops.ExportKind, Query(description="responses | participants | snapshot")] = "responses",
+    kind: Annotated[
+        researcher_ops.ExportKind,
+        Query(description="responses | participants | approvals (raw ids; audited) | snapshot | codebook"),
+    ] = "responses",
 ) -> Response:
     rnd = _round(session, round_id)
     return researcher_ops.export_response(session, rnd, kind, actor=who.actor, now=clock())

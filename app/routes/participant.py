@@ -21,6 +21,7 @@ from app.deps import ClockDep, CurrentParticipant, CurrentRound, SessionDep, Set
 from app.flow import InvalidInput, NotFound
 from app.flow.views import View, message
 from app.identity import EntryError, parse_entry
+from app.middleware import MTURK_CSP
 from app.models import Assignment, Round, RoundImage
 from app.ranks import parse_position
 from app.ratelimit import Decision, RateLimiter
@@ -58,10 +59,8 @@ def entry(
         )
         return render(templates, request, incomplete, 400)
     if platform.preview:
-        preview = message(
-            round_design(rnd).title, "Accept the task to begin. You will rank groups of images on a few questions."
-        )
-        return render(templates, request, preview)
+        view = crud.preview(session, round_id=rnd.id, design=round_design(rnd))
+        return render(templates, request, view, platform="mturk")
     cookie = COOKIE_PREFIX + rnd.id
     if platform.participant_id is None and (known := request.cookies.get(cookie)):
         person = crud.by_code(session, known)
@@ -113,11 +112,15 @@ def _with_cookie(resp: Response, name: str, code: str) -> Response:
 def show(
     current: CurrentParticipant, request: Request, session: SessionDep, templates: TemplatesDep, clock: ClockDep
 ) -> HTMLResponse:
-    return render(templates, request, crud.show(session, current, now=clock()))
+    view = crud.show(session, current, now=clock())
+    return render(templates, request, view, platform=current.row.platform)
 
 
-def render(templates: Jinja2Templates, request: Request, view: View, status: int = 200) -> HTMLResponse:
-    return templates.TemplateResponse(request, view.template, view.context, status_code=status, headers=NO_STORE)
+def render(
+    templates: Jinja2Templates, request: Request, view: View, status: int = 200, *, platform: str = "none"
+) -> HTMLResponse:
+    headers = NO_STORE | ({"Content-Security-Policy": MTURK_CSP} if platform == "mturk" else {})
+    return templates.TemplateResponse(request, view.template, view.context, status_code=status, headers=headers)
 
 
 async def _form(request: Request) -> dict[str, list[str]]:
@@ -138,8 +141,11 @@ def _one(form: dict[str, list[str]], name: str, missing: str) -> str:
 
 @router.post("/p/{code}/consent", include_in_schema=False)
 async def consent(code: str, request: Request, session: SessionDep, clock: ClockDep) -> Response:
-    agreed = (await _form(request)).get("agree") == ["yes"]
-    await run_in_threadpool(lambda: crud.give_consent(session, code=code, agreed=agreed, now=clock()))
+    form = await _form(request)
+    agreed, declined = form.get("agree") == ["yes"], form.get("decline") == ["yes"]
+    await run_in_threadpool(
+        lambda: crud.give_consent(session, code=code, agreed=agreed, declined=declined, now=clock())
+    )
     return _to(code)
 
 

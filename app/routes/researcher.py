@@ -1,4 +1,5 @@
-"""Researcher console (HTML under ``/console``): login, rounds, launch, live monitor, recruitment, exports, audit.
+"""Researcher console (HTML under ``/console``): rounds, launch, live monitor, recruitment, exports, audit (log-in:
+``app.routes.login``; trial runs: ``app.routes.pilot``).
 
 Every route except the login form requires the signed session cookie; every POST also requires the CSRF token.
 """
@@ -18,18 +19,9 @@ from app.deps import ClockDep, SessionDep, TemplatesDep
 from app.models import Round
 from app.recruitment import recruitment_info
 from app.security import (
-    COOKIE_NAME,
-    AuthConfigDep,
     ConsoleDep,
     ConsoleWriteDep,
     ResearcherSession,
-    clean_actor,
-    clear_session_cookie,
-    make_session_cookie,
-    read_session_cookie,
-    safe_next,
-    set_session_cookie,
-    token_matches,
 )
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -67,46 +59,6 @@ def _round_or_404(session: Session, round_id: str) -> Round:
 
 def _error(templates: Jinja2Templates, request: Request, who: ResearcherSession, code: int, message: str, back: str):
     return _render(templates, request, "error.html", {"message": message, "back": back}, who, status_code=code)
-
-
-# -- login / logout ---------------------------------------------------------------------------------------------
-
-
-@router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, cfg: AuthConfigDep, templates: TemplatesDep, next: str = "/console"):  # noqa: A002
-    if read_session_cookie(cfg, request.cookies.get(COOKIE_NAME)) is not None:
-        return _see_other(safe_next(next))
-    return _render(templates, request, "login.html", {"next": safe_next(next), "error": None}, None)
-
-
-@router.post("/login", response_class=HTMLResponse)
-def login(
-    request: Request,
-    cfg: AuthConfigDep,
-    templates: TemplatesDep,
-    session: SessionDep,
-    clock: ClockDep,
-    token: Annotated[str, Form(max_length=512)] = "",
-    actor: Annotated[str, Form(max_length=200)] = "",
-    next: Annotated[str, Form(max_length=2000)] = "/console",  # noqa: A002
-):
-    if not token_matches(token, cfg.researcher_token):
-        error = "That token is not right." if cfg.researcher_token else "RESEARCHER_TOKEN is not set on the server."
-        return _render(
-            templates, request, "login.html", {"next": safe_next(next), "error": error}, None, status_code=401
-        )
-    cookie = make_session_cookie(cfg, actor)
-    researcher_ops.record_login(session, actor=clean_actor(actor), now=clock())
-    response = _see_other(safe_next(next))
-    set_session_cookie(response, cookie, secure=request.url.scheme == "https")
-    return response
-
-
-@router.post("/logout")
-def logout(who: ConsoleWriteDep) -> RedirectResponse:
-    response = _see_other("/console/login")
-    clear_session_cookie(response)
-    return response
 
 
 # -- rounds -----------------------------------------------------------------------------------------------------

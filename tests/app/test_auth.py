@@ -9,6 +9,7 @@ from fastapi.routing import iter_route_contexts
 from starlette.routing import Mount
 
 from app import security
+from app.loginguard import LoginGuard
 from tests.app.console_support import BEARER, TOKEN, app_client, launch_demo, login
 
 PUBLIC_RESEARCHER_ROUTES = {("/console/login", "GET"), ("/console/login", "POST")}
@@ -48,6 +49,9 @@ def client(tmp_path_factory):
 
 def test_every_researcher_route_refuses_anonymous_and_wrong_credentials(client):
     routes = _researcher_routes(client.app)
+    # hundreds of wrong tokens from one address would soon be answered 429 (tests/security/test_login.py); here
+    # every route must give its own refusal, so the back-off is set out of reach
+    client.app.state.login_guard = LoginGuard(free_failures=10**6, global_free_failures=10**6)
     paths = {p for p, _ in routes}
     # the enumeration really sees both surfaces, including state-changing routes
     assert any(p.startswith("/console") for p in paths) and any(p.startswith("/api") for p in paths)

@@ -185,5 +185,5 @@ def test_unknown_round_is_404_and_mturk_preview_enrols_nobody(make_study):
     study = make_study("demo.toml", "demo")
     assert study.client.get("/s/nope").status_code == 404
     r = study.client.get("/s/demo", params={"assignmentId": "ASSIGNMENT_NOT_AVAILABLE", "hitId": "H"})
-    assert r.status_code == 200 and "Accept the task" in r.text
+    assert r.status_code == 200 and "Accept the HIT" in r.text and "How it works" in r.text
     assert counts(study)[3] == 0

@@ -29,11 +29,11 @@ def test_cli_state_changes_and_status_match_the_api(tmp_path, monkeypatch, capsy
 
     assert rounds.main(["pause", "--round", "demo", "--actor", "ops"]) == 0
     assert "demo: paused" in capsys.readouterr().out
-    assert rounds.main(["pause", "--round", "demo"]) == 1
+    assert rounds.main(["pause", "--round", "demo"]) == 2
     assert "it is paused" in capsys.readouterr().err
     assert rounds.main(["resume", "--round", "demo"]) == 0
     assert rounds.main(["close", "--round", "demo"]) == 0
-    assert rounds.main(["close", "--round", "nope"]) == 1
+    assert rounds.main(["close", "--round", "nope"]) == 2
     capsys.readouterr()
     assert rounds.main(["status", "--round", "demo"]) == 0
     out = capsys.readouterr().out

@@ -33,11 +33,11 @@ def test_launch_then_reuse_then_refuse_changed(env, capsys):
     assert "launched with 8 pages, 24 images" in capsys.readouterr().out
     assert launch(env, "demo", "--reuse") == 0
     assert "nothing to do" in capsys.readouterr().out
-    assert launch(env, "demo") == 1
+    assert launch(env, "demo") == 2
     assert "already exists" in capsys.readouterr().err
     lines = env.read_text().splitlines()
     env.write_text("\n".join(lines[:-1]) + "\n")  # a changed manifest under the same id
-    assert launch(env, "demo", "--reuse") == 1
+    assert launch(env, "demo", "--reuse") == 2
     assert "different design or manifest" in capsys.readouterr().err
 
 
@@ -60,7 +60,7 @@ def test_every_problem_is_named(env, capsys):
     by_key[("korea-food", 22, "sd")]["model_id"] = "dalle"  # unknown model (and so page korea-food-22 lacks sd)
     by_key[("nigeria-street", 42, "sd")]["seed"] = 99  # a seed the design does not list
     env.write_text("\n".join(json.dumps(e) for e in entries) + "\nnot json\n")
-    assert launch(env) == 1
+    assert launch(env) == 2
     err = capsys.readouterr().err
     for expected in [
         "page korea-street-11 (korea, prompt korea-street, seed 11): no image for model 'sd'",
@@ -73,15 +73,15 @@ def test_every_problem_is_named(env, capsys):
         "not valid JSON",
     ]:
         assert expected in err, expected
-    assert export.main(["--round", "demo", "--out", str(env.parent / "r.csv")]) == 1  # nothing was launched
+    assert export.main(["--round", "demo", "--out", str(env.parent / "r.csv")]) == 2  # nothing was launched
 
 
 def test_bad_design_and_round_id(env, tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_text('id = "x"\n')
-    assert rounds.main(["launch", "--design", str(bad), "--manifest", str(env), "--round", "r"]) == 1
+    assert rounds.main(["launch", "--design", str(bad), "--manifest", str(env), "--round", "r"]) == 2
     assert "bad.toml" in capsys.readouterr().err
-    assert launch(env, "Bad Id!") == 1
+    assert launch(env, "Bad Id!") == 2
     assert "round id" in capsys.readouterr().err
 
 

@@ -202,7 +202,7 @@ class WebParticipant:
             forms = parse(r.text).forms
             f = forms[0] if forms else None
             kind, pos = step_of(f)
-            if f is None:
+            if f is None or kind == "unknown":  # the end, or a form for another site (MTurk's externalSubmit)
                 return self
             if kind == "page":
                 if stop_after_pages is not None and self.pages >= stop_after_pages:

@@ -89,3 +89,15 @@ def test_script_in_design_strings_is_escaped_everywhere(tmp_path):
         assert "alert(&#39;model&#39;)" not in participant_html  # model labels never reach participants
     finally:
         study.close()
+
+
+def test_consent_markdown_renders_no_raw_html_no_images_and_no_script_links():
+    from app.flow.views import render_markdown
+
+    html = render_markdown(
+        "Hello <script>alert(1)</script> <img src=x onerror=alert(1)>\n\n"
+        "![tracker](https://evil.example/pixel.png)\n\n[click](javascript:alert(1)) [ok](https://example.org)"
+    )
+    assert "<script" not in html and "<img" not in html and "evil.example" not in html.replace("&lt;", "")
+    assert 'href="javascript' not in html and 'href="https://example.org"' in html
+    assert "&lt;script&gt;" in html  # shown as text, not dropped silently

@@ -112,5 +112,5 @@ def test_check_cli(capsys, tmp_path):
     assert "korea" in out and "participants needed" in out
     bad = tmp_path / "bad.toml"
     bad.write_text('id = "x"\n')
-    assert cli(["check", str(bad)]) == 1
+    assert cli(["check", str(bad)]) == 2
     assert "bad.toml" in capsys.readouterr().err
