@@ -37,3 +37,11 @@ def image_of(secret: str, token: str, image_ids: Sequence[str]) -> str | None:
         if hmac.compare_digest(image_token(secret, token.partition(".")[0], image_id).encode(), token.encode()):
             found = image_id
     return found
+
+
+PREVIEW = "preview_"
+
+
+def preview_slot(round_id: str) -> str:
+    """The slot part of the MTurk preview's tokens (the example page is the round's first page)."""
+    return PREVIEW + round_id

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, func, or_, select
 
 from app import assignment as assign
-from app.blinding import image_token
+from app.blinding import image_token, preview_slot
 from app.crud.common import Loaded, audit, load
 from app.db import write
 from app.flow import RoundNotFound, TryLater, apply, exclusion_threshold, is_excluded
@@ -92,6 +92,18 @@ def image_infos(session: Session, loaded: Loaded, slot: Slot) -> list[ImageInfo]
     secret = loaded.round_secret
     by_id = {r[0]: ImageInfo(r[0], image_token(secret, slot.token, r[0]), *r[1:]) for r in rows}
     return [by_id[i] for i in slot.image_order]
+
+
+def preview_infos(session: Session, round_id: str, secret: str, image_ids: tuple[str, ...]) -> list[ImageInfo]:
+    """The MTurk preview's example images, with tokens of the round's preview (``app.blinding.preview_slot``)."""
+    rows = session.exec(
+        select(
+            RoundImage.image_id, RoundImage.culture, RoundImage.prompt_id, RoundImage.width, RoundImage.height
+        ).where(RoundImage.round_id == round_id, col(RoundImage.image_id).in_(image_ids))
+    ).all()
+    slot = preview_slot(round_id)
+    by_id = {r[0]: ImageInfo(r[0], image_token(secret, slot, r[0]), *r[1:]) for r in rows}
+    return [by_id[i] for i in image_ids]
 
 
 def _models_of(session: Session, round_id: str, image_ids: list[str]) -> list[str]:

@@ -18,7 +18,7 @@ from sqlmodel import Session, col, func, select
 
 from app.config import Settings
 from app.crud.common import Loaded, audit, load
-from app.crud.leases import assign_pages, image_infos, refresh_leases
+from app.crud.leases import assign_pages, image_infos, preview_infos, refresh_leases
 from app.db import write
 from app.flow import InvalidInput, ParticipantStatus, apply
 from app.flow.machine import (
@@ -34,7 +34,7 @@ from app.flow.machine import (
 )
 from app.flow.views import View, page_view, preview_view, step_view
 from app.identity import PlatformEntry, identity_key, platform_key, pseudonym
-from app.models import Assignment, Participant, Ranking, RankingSkip, RoundImage
+from app.models import Assignment, Participant, Ranking, RankingSkip, Round, RoundImage
 from study_designs.schema import Design
 
 
@@ -130,7 +130,8 @@ def preview(session: Session, *, round_id: str, design: Design) -> View:
     ).all()
     ids = list(rows)
     secrets.SystemRandom().shuffle(ids)
-    images = image_infos(session, round_id, tuple(ids))
+    secret = session.exec(select(Round.secret).where(Round.id == round_id)).one()
+    images = preview_infos(session, round_id, secret, tuple(ids))
     q = design.quality
     return preview_view(
         design, images, n_pages=design.assignment.pages_per_participant + q.attention_checks + q.repeat_pages

@@ -11,11 +11,11 @@ from collections import defaultdict
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
 from app import crud
-from app.blinding import image_of, split_token
+from app.blinding import PREVIEW, image_of, split_token
 from app.crud.participants import ENROL_WINDOW_S
 from app.deps import ClockDep, CurrentParticipant, CurrentRound, SessionDep, SettingsDep, TemplatesDep
 from app.flow import InvalidInput, NotFound
@@ -25,7 +25,7 @@ from app.middleware import MTURK_CSP
 from app.models import Assignment, Round, RoundImage
 from app.ranks import parse_position
 from app.ratelimit import Decision, RateLimiter
-from app.snapshots import round_design
+from app.snapshots import get_round, round_design
 
 router = APIRouter()
 NO_STORE = {"Cache-Control": "no-store"}
@@ -182,6 +182,8 @@ def image(token: str, session: SessionDep, settings: SettingsDep) -> Response:
             .join(Round, col(Round.id) == Assignment.round_id)
             .where(Assignment.token == slot_token)
         ).first()
+    if found is None and slot_token is not None and slot_token.startswith(PREVIEW):
+        found = _preview_images(session, slot_token.removeprefix(PREVIEW))
     image_id = None if found is None else image_of(found[2], token, found[1])
     row = None
     if image_id is not None:
@@ -192,6 +194,18 @@ def image(token: str, session: SessionDep, settings: SettingsDep) -> Response:
     if path is None or not path.is_file():
         return Response("Image not found.", status_code=404, media_type="text/plain", headers=NO_STORE)
     return Response(path.read_bytes(), media_type="image/png", headers=IMAGE_HEADERS)
+
+
+def _preview_images(session: Session, round_id: str) -> tuple[str, list[str], str] | None:
+    """(round, image ids, secret) of a round's MTurk preview page (its first page), if the round exists."""
+    rnd = get_round(session, round_id)
+    if rnd is None:
+        return None
+    first = round_design(rnd).pages()[0]
+    ids = session.exec(
+        select(RoundImage.image_id).where(RoundImage.round_id == rnd.id, RoundImage.page_id == first.id)
+    ).all()
+    return rnd.id, list(ids), rnd.secret
 
 
 IMAGE_HEADERS = {"Cache-Control": "private, max-age=604800, immutable"}
