@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.exc import DBAPIError
 
-from app.flow.errors import Closed, Conflict, DomainError, InvalidInput, NotFound
+from app.flow.errors import Closed, Conflict, DomainError, InvalidInput, NotFound, TryLater
 
 log = logging.getLogger("app.errors")
 
@@ -148,6 +148,7 @@ _DOMAIN_STATUS: tuple[tuple[type[DomainError], int], ...] = (
     (NotFound, 404),
     (InvalidInput, 400),
     (Closed, 410),
+    (TryLater, 503),
     (Conflict, 409),
 )
 
@@ -165,6 +166,8 @@ async def domain_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
     status = domain_status(exc)
     headers = {"Cache-Control": "no-store"}
+    if isinstance(exc, TryLater):
+        headers["Retry-After"] = str(exc.retry_after)
     if _wants_json(request):
         return JSONResponse({"detail": exc.message}, status_code=status, headers=headers)
     templates = request.app.state.templates
@@ -175,7 +178,8 @@ async def domain_error_handler(request: Request, exc: Exception) -> Response:
         return render(templates, request, view, status)
     code = request.path_params.get("code")
     link = f"/p/{code}" if code and not isinstance(exc, NotFound | Closed) else None
-    context = {"heading": exc.heading, "paragraphs": [exc.message], "link": link, "link_text": "Continue where you are"}
+    link_text = "Try again" if isinstance(exc, TryLater) else "Continue where you are"
+    context = {"heading": exc.heading, "paragraphs": [exc.message], "link": link, "link_text": link_text}
     return templates.TemplateResponse(request, "participant/message.html", context, status_code=status, headers=headers)
 
 

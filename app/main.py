@@ -17,6 +17,7 @@ from app.db import create_tables, make_engine
 from app.errors import install_error_handlers
 from app.loginguard import LoginGuard
 from app.middleware import BodyLimit, SecurityHeaders
+from app.ratelimit import limiter_from_settings
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.settings = settings
     app.state.engine = engine
     app.state.clock = clock or utcnow
+    app.state.enrol_limiter = limiter_from_settings(settings)
     app.state.login_guard = LoginGuard(
         free_failures=settings.login_free_failures, max_delay_s=settings.login_max_delay_s
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 
 from sqlalchemy import JSON, BigInteger, Column, Text, UniqueConstraint
@@ -23,6 +24,9 @@ class Round(SQLModel, table=True):
     status: str = Field(default="open", max_length=16)
     created_at: datetime
     closed_at: datetime | None = None
+    # drawn at launch, never shown: keys the image orders (``assignment.culture_order_seed``) and the per-slot image
+    # tokens (``app.blinding``), so neither can be recomputed from the public design, yet both are reproducible
+    secret: str = Field(default_factory=lambda: secrets.token_hex(32), max_length=64)
 
 
 class RoundPage(SQLModel, table=True):

@@ -29,7 +29,9 @@ def _parse(sha256: str, toml_text: str) -> Design:
 
 
 def get_round(session: Session, round_id: str, *, for_update: bool = False) -> Round | None:
-    """The round row without its snapshot texts (they load on first access)."""
+    """The round row without its snapshot texts (they load on first access); None for an id no round can have."""
+    if len(round_id) > 64 or "\x00" in round_id:
+        return None
     q = select(Round).where(Round.id == round_id).options(defer(Round.design_toml), defer(Round.manifest_json))
     if for_update:
         q = q.with_for_update()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -12,6 +13,13 @@ from app.flow.views import Person
 from app.models import Assignment, AuditLog, Participant, Round
 from app.snapshots import design_by_hash
 from study_designs.schema import Design
+
+_OPAQUE = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
+
+
+def well_formed(value: str) -> bool:
+    """A link code, slot token or round id as this app makes them: 1-64 ASCII letters, digits, '-' or '_'."""
+    return isinstance(value, str) and _OPAQUE.fullmatch(value) is not None
 
 
 def audit(session: Session, *, at: datetime, actor: str, action: str, round_id: str | None, **detail: object) -> None:
@@ -26,6 +34,7 @@ class Loaded:
     design: Design
     state: State
     assignments: tuple[Assignment, ...]
+    round_secret: str = ""
 
     @property
     def person(self) -> Person:
@@ -60,8 +69,10 @@ def to_slot(a: Assignment) -> Slot:
 
 def load(session: Session, code: str, *, lock: bool = False) -> Loaded:
     """The participant with this link code (row-locked when ``lock``), their round's design and their slots."""
+    if not well_formed(code):  # a NUL byte or non-ASCII text never reaches the database driver
+        raise NotFound("Unknown participant link.")
     q = (
-        select(Participant, Round.status, Round.design_sha256)
+        select(Participant, Round.status, Round.design_sha256, Round.secret)
         .join(Round, col(Round.id) == Participant.round_id)
         .where(Participant.code == code)
         .execution_options(populate_existing=True)  # the session outlives commits: always read the rows afresh
@@ -71,7 +82,7 @@ def load(session: Session, code: str, *, lock: bool = False) -> Loaded:
     found = session.exec(q).first()
     if found is None:
         raise NotFound("Unknown participant link.")
-    row, round_status, sha = found
+    row, round_status, sha, round_secret = found
     design = design_by_hash(session, row.round_id, sha)
     assignments = tuple(
         session.exec(
@@ -87,4 +98,4 @@ def load(session: Session, code: str, *, lock: bool = False) -> Loaded:
         failed_checks=row.failed_checks,
         slots=tuple(to_slot(a) for a in assignments),
     )
-    return Loaded(row, design, state, assignments)
+    return Loaded(row, design, state, assignments, round_secret)

@@ -10,10 +10,11 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, func, or_, select
 
 from app import assignment as assign
+from app.blinding import image_token, preview_slot
 from app.crud.common import Loaded, audit, load
 from app.db import write
-from app.flow import RoundNotFound, apply, exclusion_threshold, is_excluded
-from app.flow.machine import Reclaim, refresh_plan, to_utc
+from app.flow import RoundNotFound, TryLater, apply, exclusion_threshold, is_excluded
+from app.flow.machine import LEASE_WINDOW, Reclaim, Slot, refresh_plan, to_utc
 from app.flow.status import LIVE_STATUSES, ParticipantStatus
 from app.flow.views import ImageInfo
 from app.models import Assignment, Participant, Round, RoundImage, RoundPage
@@ -21,9 +22,15 @@ from study_designs.schema import Design
 
 
 def page_coverage(
-    session: Session, *, round_id: str, culture: str | None, now: datetime, exclude_after: int | None = None
+    session: Session,
+    *,
+    round_id: str,
+    culture: str | None,
+    now: datetime,
+    exclude_after: int | None = None,
+    leases: bool = True,
 ) -> dict[str, int]:
-    """Submitted regular rankings plus live leases, per page (pages without any are absent).
+    """Submitted regular rankings plus live leases (unless ``leases=False``), per page (pages without any are absent).
 
     Rankings of excluded participants (by hand, or by ``exclude_after`` failed attention checks) do not count, so
     their pages return to the pool and still reach the target with valid rankings.
@@ -34,7 +41,9 @@ def page_coverage(
         .where(
             Assignment.round_id == round_id,
             Assignment.kind == "regular",
-            or_(col(Assignment.submitted_at).is_not(None), col(Assignment.leased_until) > now),
+            or_(col(Assignment.submitted_at).is_not(None), col(Assignment.leased_until) > now)
+            if leases
+            else col(Assignment.submitted_at).is_not(None),
             col(Participant.pilot).is_(False),  # a researcher's trial run never fills (or holds) a page
         )
         .group_by(col(Assignment.page_id), col(Participant.status), col(Participant.failed_checks))
@@ -69,19 +78,31 @@ def images_by_page_model(session: Session, round_id: str, page_ids: set[str]) ->
     return {(page, model): image for page, model, image in rows}
 
 
-def image_infos(session: Session, round_id: str, image_ids: tuple[str, ...]) -> list[ImageInfo]:
-    """The images of one page, in the given order."""
+def image_infos(session: Session, loaded: Loaded, slot: Slot) -> list[ImageInfo]:
+    """The images of one slot, in its order, with tokens of this slot only (``app.blinding``)."""
     rows = session.exec(
         select(
             RoundImage.image_id,
-            RoundImage.token,
             RoundImage.culture,
             RoundImage.prompt_id,
             RoundImage.width,
             RoundImage.height,
+        ).where(RoundImage.round_id == loaded.row.round_id, col(RoundImage.image_id).in_(slot.image_order))
+    ).all()
+    secret = loaded.round_secret
+    by_id = {r[0]: ImageInfo(r[0], image_token(secret, slot.token, r[0]), *r[1:]) for r in rows}
+    return [by_id[i] for i in slot.image_order]
+
+
+def preview_infos(session: Session, round_id: str, secret: str, image_ids: tuple[str, ...]) -> list[ImageInfo]:
+    """The MTurk preview's example images, with tokens of the round's preview (``app.blinding.preview_slot``)."""
+    rows = session.exec(
+        select(
+            RoundImage.image_id, RoundImage.culture, RoundImage.prompt_id, RoundImage.width, RoundImage.height
         ).where(RoundImage.round_id == round_id, col(RoundImage.image_id).in_(image_ids))
     ).all()
-    by_id = {r[0]: ImageInfo(*r) for r in rows}
+    slot = preview_slot(round_id)
+    by_id = {r[0]: ImageInfo(r[0], image_token(secret, slot, r[0]), *r[1:]) for r in rows}
     return [by_id[i] for i in image_ids]
 
 
@@ -96,9 +117,14 @@ def _models_of(session: Session, round_id: str, image_ids: list[str]) -> list[st
 
 
 def assign_pages(
-    session: Session, *, design: Design, person: Participant, culture: str, now: datetime
+    session: Session, *, design: Design, person: Participant, culture: str, now: datetime, secret: str
 ) -> list[Assignment]:
-    """Plan and store a participant's pages (once, when they choose their culture); none when nothing is left."""
+    """Plan and store a participant's pages (once, when they choose their culture); none when nothing is left.
+
+    ``secret`` is the round's own secret: it keys the culture's image orders, so they are reproducible from the
+    database yet cannot be recomputed from the public design. When every page with room is only held by others'
+    live leases, the culture is momentarily full: ``TryLater`` (nothing is written; the person may come back).
+    """
     round_id = person.round_id
     pages = culture_pages(session, round_id, culture)
     if not pages:
@@ -137,14 +163,29 @@ def assign_pages(
         attention_checks=q.attention_checks,
         repeat_pages=q.repeat_pages,
         check_criteria=tuple(c.id for c in design.criteria if not c.allow_skip),
+        order_seed=assign.culture_order_seed(secret, design.seed, round_id, culture),
     )
     plans = assign.plan(req)
     if not plans:
+        answered = page_coverage(
+            session,
+            round_id=round_id,
+            culture=culture,
+            now=now,
+            exclude_after=exclusion_threshold(design.quality),
+            leases=False,
+        )
+        if any(answered.get(p, 0) < a.target_rankings_per_page for p in pages):
+            raise TryLater(
+                "Every page for your culture is being worked on by someone right now. "
+                "Please come back in a few minutes and choose your culture again.",
+                retry_after=60,
+            )
         return []
     images = images_by_page_model(session, round_id, {p.page_id for p in plans})
     lease = now + timedelta(minutes=a.lease_minutes)
     slots = []
-    for p in plans:
+    for i, p in enumerate(plans):
         order = [images[(p.page_id, m)] for m in p.model_order]
         slot = Assignment(
             participant_id=person.id,
@@ -159,59 +200,77 @@ def assign_pages(
             check_criterion=p.check_criterion,
             check_image_id=images[(p.page_id, p.check_model)] if p.check_model else None,
             token=secrets.token_urlsafe(18),
-            leased_until=lease,
+            leased_until=lease if i < LEASE_WINDOW else now,  # later pages are leased as the person reaches them
         )
         session.add(slot)
         slots.append(slot)
     return slots
 
 
-def refresh_leases(session: Session, loaded: Loaded, *, now: datetime) -> int:
-    """Inside a write transaction with ``loaded`` locked: lease a returning participant's expired pages again,
-    swapping pages that others have filled since (``flow.machine.refresh_plan``). Returns the slots changed."""
+def refresh_leases(session: Session, loaded: Loaded, *, now: datetime) -> Loaded:
+    """Inside a write transaction with ``loaded`` locked: lease the participant's current page, swapping it when
+    others have filled it since, or dropping never-shown pages that no longer have room (``flow.machine.
+    refresh_plan``), until the current page is held; a participant left with no page has completed. Returns the
+    participant as stored now."""
     row, design = loaded.row, loaded.design
     if row.culture is None:
-        return 0
-    pages = culture_pages(session, row.round_id, row.culture)
-    coverage = page_coverage(
-        session,
-        round_id=row.round_id,
-        culture=row.culture,
-        now=now,
-        exclude_after=exclusion_threshold(design.quality),
-    )
-    plan = refresh_plan(
-        loaded.state,
-        culture_pages=pages,
-        coverage=coverage,
-        target=design.assignment.target_rankings_per_page,
-        now=now,
-    )
-    if not plan:
-        return 0
+        return loaded
     lease = now + timedelta(minutes=design.assignment.lease_minutes)
-    by_id = {a.id: a for a in loaded.assignments}
-    for swap in plan:
-        slot = by_id[swap.slot.id]
-        if swap.swapped:
-            models = _models_of(session, row.round_id, slot.image_order)
-            images = images_by_page_model(session, row.round_id, {swap.page_id})
-            slot.page_id = swap.page_id
-            slot.image_order = [images[(swap.page_id, m)] for m in models]
-            slot.token = secrets.token_urlsafe(18)
-            slot.shown_at = None
-        slot.leased_until = lease
-        session.add(slot)
-    audit(
-        session,
-        at=now,
-        actor="participant",
-        action="renew_leases",
-        round_id=row.round_id,
-        participant=row.id,
-        slots=len(plan),
-    )
-    return len(plan)
+    changed = 0
+    for _ in range(len(loaded.assignments) + 1):
+        pages = culture_pages(session, row.round_id, row.culture)
+        coverage = page_coverage(
+            session,
+            round_id=row.round_id,
+            culture=row.culture,
+            now=now,
+            exclude_after=exclusion_threshold(design.quality),
+        )
+        plan = refresh_plan(
+            loaded.state,
+            culture_pages=pages,
+            coverage=coverage,
+            target=design.assignment.target_rankings_per_page,
+            now=now,
+        )
+        if not plan:
+            break
+        by_id = {a.id: a for a in loaded.assignments}
+        for swap in plan:
+            slot = by_id[swap.slot.id]
+            changed += 1
+            if swap.dropped:
+                session.delete(slot)
+                continue
+            if swap.swapped:
+                models = _models_of(session, row.round_id, slot.image_order)
+                images = images_by_page_model(session, row.round_id, {swap.page_id})  # type: ignore[arg-type]
+                slot.page_id = swap.page_id  # type: ignore[assignment]
+                slot.image_order = [images[(swap.page_id, m)] for m in models]  # type: ignore[index]
+                slot.token = secrets.token_urlsafe(18)
+                slot.shown_at = None
+            slot.leased_until = lease
+            session.add(slot)
+        session.flush()
+        loaded = load(session, row.code, lock=True)
+        if not any(s.dropped for s in plan):
+            break
+    if changed:
+        if loaded.state.status == ParticipantStatus.ACTIVE and not loaded.state.pending:
+            row = loaded.row
+            row.status = ParticipantStatus.COMPLETED.value  # every page left was full: nothing more to rank
+            row.completed_at = now
+            session.add(row)
+        audit(
+            session,
+            at=now,
+            actor="participant",
+            action="renew_leases",
+            round_id=row.round_id,
+            participant=row.id,
+            slots=changed,
+        )
+    return loaded
 
 
 def reclaim_expired_leases(session: Session, *, round_id: str, actor: str, now: datetime) -> list[str]:

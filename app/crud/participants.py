@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from types import SimpleNamespace
 
 from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
-from app.crud.common import Loaded, audit, load, to_slot
-from app.crud.leases import assign_pages, image_infos, refresh_leases
+from app.config import Settings
+from app.crud.common import Loaded, audit, load
+from app.crud.leases import assign_pages, image_infos, preview_infos, refresh_leases
 from app.db import write
 from app.flow import InvalidInput, ParticipantStatus, apply
 from app.flow.machine import (
@@ -35,7 +35,7 @@ from app.flow.machine import (
 from app.flow.views import View, page_view, preview_view, step_view
 from app.i18n import choose as choose_language
 from app.identity import PlatformEntry, identity_key, platform_key, pseudonym
-from app.models import Assignment, Participant, Ranking, RankingSkip, RoundImage
+from app.models import Assignment, Participant, Ranking, RankingSkip, Round, RoundImage
 from study_designs.schema import Design
 
 
@@ -100,6 +100,23 @@ def enter(
         return found
 
 
+ENROL_WINDOW_S = 60
+
+
+def enrolment_cap_reached(session: Session, round_id: str, *, settings: Settings, now: datetime) -> bool:
+    """Whether the round took ``enrol_burst_per_round`` new participants in the last minute, counted in the database,
+    so the cap holds for all workers and hosts together (the in-process limiter is per worker)."""
+    if settings.enrol_rate_per_round == 0:
+        return False
+    since = now - timedelta(seconds=ENROL_WINDOW_S)
+    recent = session.exec(
+        select(func.count())
+        .select_from(Participant)
+        .where(Participant.round_id == round_id, col(Participant.created_at) > since)
+    ).one()
+    return recent >= settings.enrol_burst_per_round
+
+
 def _by_key(session: Session, round_id: str, key: str) -> Participant | None:
     return session.exec(
         select(Participant).where(Participant.round_id == round_id, Participant.platform_key == key)
@@ -114,7 +131,8 @@ def preview(session: Session, *, round_id: str, design: Design) -> View:
     ).all()
     ids = list(rows)
     secrets.SystemRandom().shuffle(ids)
-    images = image_infos(session, round_id, tuple(ids))
+    secret = session.exec(select(Round.secret).where(Round.id == round_id)).one()
+    images = preview_infos(session, round_id, secret, tuple(ids))
     q = design.quality
     return preview_view(
         design, images, n_pages=design.assignment.pages_per_participant + q.attention_checks + q.repeat_pages
@@ -169,7 +187,9 @@ def choose_culture(session: Session, *, code: str, culture: str, now: datetime) 
         row = loaded.row
         if moved.assign_culture is not None:
             row.culture = culture
-            slots = assign_pages(session, design=loaded.design, person=row, culture=culture, now=now)
+            slots = assign_pages(
+                session, design=loaded.design, person=row, culture=culture, now=now, secret=loaded.round_secret
+            )
             moved = apply(loaded.state, Assigned(len(slots)))  # type: ignore[assignment]
             audit(
                 session,
@@ -192,16 +212,14 @@ def show(session: Session, loaded: Loaded, *, now: datetime) -> View:
     showing = apply(loaded.state, Show(now))
     if showing.refresh_leases:  # type: ignore[union-attr]
         with write(session):
-            loaded = load(session, loaded.row.code, lock=True)
-            refresh_leases(session, loaded, now=now)
-        loaded = replace(loaded, state=replace(loaded.state, slots=tuple(to_slot(a) for a in loaded.assignments)))
+            loaded = refresh_leases(session, load(session, loaded.row.code, lock=True), now=now)
         showing = apply(loaded.state, Show(now))
     step = showing.step  # type: ignore[union-attr]
     if step.name != "page":
         return step_view(step, design=loaded.design, person=loaded.person, state=loaded.state)
     slot = loaded.state.slot_at(step.position)  # type: ignore[arg-type]
     assert slot is not None
-    images = image_infos(session, loaded.row.round_id, slot.image_order)
+    images = image_infos(session, loaded, slot)
     if showing.mark_shown is not None:  # type: ignore[union-attr]
         with write(session):
             session.exec(
@@ -226,14 +244,6 @@ def _submit_statements() -> SimpleNamespace:
             attention_passed=b("passed"),
             late=b("late"),
         )
-        .execution_options(synchronize_session=False),
-        leases=update(Assignment)
-        .where(
-            col(Assignment.participant_id) == b("pid"),
-            col(Assignment.submitted_at).is_(None),
-            col(Assignment.leased_until) < b("lease"),
-        )
-        .values(leased_until=b("lease_value"))
         .execution_options(synchronize_session=False),
         person=update(Participant)
         .where(col(Participant.id) == b("pid"))
@@ -268,7 +278,7 @@ def submit_page(
             slot = loaded.state.slot_at(position)
             if slot is None or slot.submitted:
                 raise
-            images = image_infos(session, loaded.row.round_id, slot.image_order)
+            images = image_infos(session, loaded, slot)
             view = page_view(
                 slot,
                 images,
@@ -277,10 +287,13 @@ def submit_page(
                 state=loaded.state,
                 error=err.message,
                 submitted=form,
+                problems=getattr(err, "problems", None),
             )
             raise InvalidPage(err.message, view) from None
         if isinstance(outcome, Stored):
             _store(session, loaded, outcome, now)
+            if not outcome.finished:  # hold the next page now (the one just answered is released)
+                refresh_leases(session, load(session, code, lock=True), now=now)
     return outcome  # type: ignore[return-value]
 
 
@@ -306,8 +319,6 @@ def _store(session: Session, loaded: Loaded, out: Stored, now: datetime) -> None
     params = {"slot_id": slot.id, "now": now, "digest": out.digest, "seconds": out.seconds_on_page}
     session.exec(q.mark, params=params | {"passed": out.attention_passed, "late": out.late})
     pid = loaded.row.id
-    # the remaining pages stay leased
-    session.exec(q.leases, params={"pid": pid, "lease": out.lease_until, "lease_value": out.lease_until})
     session.exec(
         q.person,
         params={

@@ -12,6 +12,7 @@ from app.flow.errors import (
     RoundNotFound,
     RoundStateError,
     SubmissionError,
+    TryLater,
 )
 from app.flow.machine import Slot, State, Step, apply, current_step
 from app.flow.status import ParticipantStatus, exclusion_threshold, is_excluded
@@ -32,6 +33,7 @@ __all__ = [
     "Step",
     "Submission",
     "SubmissionError",
+    "TryLater",
     "apply",
     "current_step",
     "exclusion_threshold",

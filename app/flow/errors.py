@@ -48,3 +48,14 @@ class ParticipantNotFound(NotFound):
 
 class RoundStateError(Conflict, ValueError):
     """The requested change does not apply to the round's or participant's current state."""
+
+
+class TryLater(DomainError):
+    """Momentarily impossible (every page with room is held by someone else): come back in ``retry_after`` seconds.
+    Nothing is recorded against the person."""
+
+    heading = "Please come back in a few minutes"
+
+    def __init__(self, message: str, *, retry_after: int = 60, heading: str | None = None) -> None:
+        super().__init__(message, heading=heading)
+        self.retry_after = retry_after

@@ -266,7 +266,7 @@ def _show(state: State, event: Show) -> Showing:
         raise Closed("Thank you for your interest.")
     slot = state.slot_at(step.position)  # type: ignore[arg-type]
     assert slot is not None
-    if any(not s.submitted and not s.lease_live(event.now) for s in state.slots):
+    if not slot.lease_live(event.now):  # only the current page is held (see ``refresh_plan``)
         return Showing(step, refresh_leases=True)
     return Showing(step, mark_shown=slot.id if slot.shown_at is None else None)
 
@@ -275,7 +275,7 @@ def _submit(state: State, event: Submit) -> Stored | Replayed:
     slot = state.slot_at(event.position)
     if slot is None:
         raise NotFound("This page is not part of your study.")
-    if not secrets.compare_digest(slot.token, event.token):
+    if not secrets.compare_digest(slot.token.encode(), event.token.encode("utf-8", "surrogatepass")):
         raise Conflict("This form is out of date (stale token). Please reload the page.")
     skippable = {c.id for c in event.design.criteria if c.allow_skip}
     sub = parse_submission(event.form, criteria=slot.criteria_order, n_items=len(slot.image_order), skippable=skippable)
@@ -326,38 +326,52 @@ def _submit(state: State, event: Submit) -> Stored | Replayed:
 
 @dataclass(frozen=True, slots=True)
 class Swap:
-    """An expired slot leased again, on ``page_id`` (a new page when its own has been taken since)."""
+    """A slot leased (again), on ``page_id`` (a new page when its own has been taken since); ``page_id`` None: the
+    slot is dropped, because its page is full and no other page of the culture has room."""
 
     slot: Slot
-    page_id: str
+    page_id: str | None
 
     @property
     def swapped(self) -> bool:
-        return self.page_id != self.slot.page_id
+        return self.page_id is not None and self.page_id != self.slot.page_id
+
+    @property
+    def dropped(self) -> bool:
+        return self.page_id is None
+
+
+LEASE_WINDOW = 1  # pages held at a time: the one the participant is on
 
 
 def refresh_plan(
     state: State, *, culture_pages: Sequence[str], coverage: Mapping[str, int], target: int, now: datetime
 ) -> list[Swap]:
-    """Give a returning participant their expired pages back, or swap them for pages that still have room.
+    """Lease the participant's current page (the first ``LEASE_WINDOW`` pending slots), swapping it when needed.
 
-    A page still below its target is simply leased again; a page someone else has taken since is replaced by the
-    least-covered page of the culture with room that the participant does not have yet (same image-order row); if
-    there is none, the page is kept, so the person can finish.
+    Pages are held only while someone works on them: later slots hold no lease, so a stranger who stops holds one
+    page, not a set. A page still below its target is simply leased; a full page (someone else took it meanwhile) is
+    replaced by the least-covered page of the culture with room that the participant does not have yet (same
+    image-order row). With none left, a page never shown is dropped (so every page stays exactly at target), while
+    a page already shown to this person is kept, so they can finish what they started.
     """
     if state.status not in {S.INSTRUCTIONS, S.ACTIVE}:
         return []
     counts = dict.fromkeys(culture_pages, 0) | dict(coverage)
     mine = {s.page_id for s in state.slots if s.kind == "regular"}
     plan: list[Swap] = []
-    for slot in sorted((s for s in state.pending if not s.lease_live(now)), key=lambda s: s.position):
-        page = slot.page_id
-        if slot.kind == "regular" and counts.get(page, 0) >= target:
+    for slot in state.pending[:LEASE_WINDOW]:
+        if slot.lease_live(now):
+            continue
+        page: str | None = slot.page_id
+        if slot.kind == "regular" and counts.get(slot.page_id, 0) >= target:
             free = sorted((p for p in culture_pages if p not in mine and counts[p] < target), key=lambda p: counts[p])
             if free:
                 page = free[0]
                 mine.add(page)
-        if slot.kind == "regular":
+            elif slot.shown_at is None:
+                page = None
+        if slot.kind == "regular" and page is not None:
             counts[page] = counts.get(page, 0) + 1
         plan.append(Swap(slot, page))
     return plan

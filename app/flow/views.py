@@ -13,6 +13,7 @@ from markdown_it import MarkdownIt
 from app.flow.exits import ExitInfo, exit_for, mturk_submit_url
 from app.flow.machine import Slot, State, Step
 from app.flow.status import INELIGIBLE_CULTURE, INELIGIBLE_DECLINED, INELIGIBLE_NO_PAGES, ParticipantStatus
+from app.flow.submission import DUPLICATE, INVALID
 from app.i18n import N_
 from study_designs.schema import Design
 
@@ -218,9 +219,16 @@ def page_view(
     state: State,
     error: str | None = None,
     submitted: Mapping[str, Sequence[str]] | None = None,
+    problems: Mapping[str, str] | None = None,
 ) -> View:
-    """A ranking page (``images`` in the slot's order); after a fixable error, with the participant's choices."""
+    """A ranking page (``images`` in the slot's order); after a fixable error, with the participant's choices.
+
+    ``problems`` (criterion -> what is wrong, from ``IncompleteAnswers``) becomes an error beside each question that
+    quotes its text, and the same lines in the summary at the top (``errors``), in page order.
+    """
     n = len(images)
+    problems = problems or {}
+    errors = []
     page_culture = design.culture(images[0].culture)
     prompt = next(p.text for p in design.prompts if p.id == images[0].prompt_id)
     criteria = []
@@ -232,10 +240,16 @@ def page_view(
                 value = (submitted.get(f"rank-{cid}-{i}") or [""])[0]
                 selected[i] = int(value) if value in {str(r) for r in range(1, n + 1)} else None
         check_index = slot.image_order.index(slot.check_image_id) if slot.check_criterion == cid else None
+        question = c.text_for(page_culture)
+        problem = problems.get(cid)
+        field_error = None if problem is None else criterion_error(problem, question, n, c.allow_skip)
+        if field_error is not None:
+            errors.append({"criterion_id": c.id, "message": field_error})
         criteria.append(
             {
                 "id": c.id,
-                "question": c.text_for(page_culture),
+                "question": question,
+                "error": field_error,
                 "best_label": c.best_label,
                 "worst_label": c.worst_label,
                 "show_prompt": c.show_prompt,
@@ -256,11 +270,26 @@ def page_view(
             "token": slot.token,
             "criteria": criteria,
             "prompt": prompt,
-            "images": [{"token": r.token, "width": r.width, "height": r.height} for r in images],
+            "images": [{"token": r.token} for r in images],
+            # every image of a page has one size (launch refuses others), so the page's size says nothing per image
+            "page_width": images[0].width,
+            "page_height": images[0].height,
+            "errors": errors,
             "n_items": n,
             "number": done + 1,
             "total": total,
             "last": done + 1 == total,
-            "error": error,
+            "error": None if errors else error,
         },
     )
+
+
+def criterion_error(problem: str, question: str, n_items: int, allow_skip: bool) -> str:
+    """The error beside one question, quoting the question's own text."""
+    if problem == INVALID:
+        text = f"Choose a rank from 1 to {n_items} for each image for “{question}”"
+    elif problem == DUPLICATE:
+        text = f"Use each rank from 1 to {n_items} once for “{question}”"
+    else:
+        text = f"Rank every image for “{question}”"
+    return text + (" or tick “Too distressing to judge”" if allow_skip else "")

@@ -10,19 +10,23 @@ from collections import defaultdict
 from dataclasses import replace
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from sqlmodel import select
+from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
 from app import crud, i18n
+from app.blinding import PREVIEW, image_of, split_token
+from app.crud.participants import ENROL_WINDOW_S
 from app.deps import ClockDep, CurrentParticipant, CurrentRound, SessionDep, SettingsDep, TemplatesDep
-from app.flow import InvalidInput
+from app.flow import InvalidInput, NotFound
 from app.flow.views import View, message
 from app.identity import EntryError, parse_entry
 from app.middleware import MTURK_CSP
-from app.models import RoundImage
-from app.snapshots import round_design
+from app.models import Assignment, Round, RoundImage
+from app.ranks import parse_position
+from app.ratelimit import Decision, RateLimiter
+from app.snapshots import get_round, round_design
 
 router = APIRouter()
 NO_STORE = {"Cache-Control": "no-store"}
@@ -66,11 +70,31 @@ def entry(
         existing = crud.find_participant(session, round_id=rnd.id, entry=platform, secret=settings.secret_key)
         if existing is not None:
             return _with_cookie(_to(existing.code), cookie, existing.code)
+    elif round_design(rnd).recruitment.platform != "none":  # a researcher previews from the console ("Try")
+        incomplete = message(
+            "This link is incomplete",
+            "This study is run through a recruitment platform, and the link did not carry your participant id.",
+            "Please open the study again from the recruitment platform.",
+        )
+        return render(templates, request, incomplete, 400)
     if rnd.status != "open":
         closed = rnd.status == "closed"
         text = "This study has closed." if closed else "This study is paused. Please try again later."
         return render(templates, request, message("Not taking participants", text), 410 if closed else 503)
-    person = crud.enter(session, round_id=rnd.id, entry=platform, secret=settings.secret_key, now=clock())
+    now = clock()
+    limiter: RateLimiter = request.app.state.enrol_limiter
+    decision = limiter.check(request.client.host if request.client else "unknown", rnd.id)
+    if decision.allowed and crud.enrolment_cap_reached(session, rnd.id, settings=settings, now=now):
+        decision = Decision(False, ENROL_WINDOW_S)  # the database-wide cap (all workers and hosts together)
+    if not decision.allowed:
+        busy = message(
+            "Too many people are starting at once",
+            "Please wait a minute and open your study link again. Nothing has been recorded yet.",
+        )
+        resp = render(templates, request, busy, 429)
+        resp.headers["Retry-After"] = decision.retry_after_header
+        return resp
+    person = crud.enter(session, round_id=rnd.id, entry=platform, secret=settings.secret_key, now=now)
     return _with_cookie(_to(person.code), cookie, person.code)
 
 
@@ -147,24 +171,57 @@ async def instructions(code: str, session: SessionDep, clock: ClockDep) -> Respo
 
 
 @router.post("/p/{code}/page/{position}", include_in_schema=False)
-async def submit(code: str, position: int, request: Request, session: SessionDep, clock: ClockDep) -> Response:
+async def submit(code: str, position: str, request: Request, session: SessionDep, clock: ClockDep) -> Response:
     """Store one ranking page, then show whatever comes next (a fixable form comes back with its reason, 400)."""
+    page = parse_position(position)
+    if page is None:
+        raise NotFound("This page is not part of your study.")
     form = await _form(request)
     token = _one(form, "token", "The form is missing its page token.")
     await run_in_threadpool(
         lambda: crud.submit_page(
-            session, code=code, position=position, token=token, form=form, now=clock(), wanted=wanted(request)
+            session, code=code, position=page, token=token, form=form, now=clock(), wanted=wanted(request)
         )
     )
     return _to(code)
 
 
 @router.get("/i/{token}", include_in_schema=False)
-def image(token: str, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
-    row = session.exec(select(RoundImage.path).where(RoundImage.token == token)).first()
-    if row is None:
-        return Response("Image not found.", status_code=404, media_type="text/plain")
-    path = settings.media_root / row
-    if not path.is_file():
-        return Response("Image not found.", status_code=404, media_type="text/plain")
-    return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private, max-age=604800, immutable"})
+def image(token: str, session: SessionDep, settings: SettingsDep) -> Response:
+    """One image of one participant's page slot (``app.blinding``). The headers are the same for every image: no
+    file time, no ETag, nothing but the length depends on the file."""
+    slot_token = split_token(token)
+    found = None
+    if slot_token is not None:
+        found = session.exec(
+            select(Assignment.round_id, Assignment.image_order, Round.secret)
+            .join(Round, col(Round.id) == Assignment.round_id)
+            .where(Assignment.token == slot_token)
+        ).first()
+    if found is None and slot_token is not None and slot_token.startswith(PREVIEW):
+        found = _preview_images(session, slot_token.removeprefix(PREVIEW))
+    image_id = None if found is None else image_of(found[2], token, found[1])
+    row = None
+    if image_id is not None:
+        row = session.exec(
+            select(RoundImage.path).where(RoundImage.round_id == found[0], RoundImage.image_id == image_id)
+        ).first()
+    path = None if row is None else settings.media_root / row
+    if path is None or not path.is_file():
+        return Response("Image not found.", status_code=404, media_type="text/plain", headers=NO_STORE)
+    return Response(path.read_bytes(), media_type="image/png", headers=IMAGE_HEADERS)
+
+
+def _preview_images(session: Session, round_id: str) -> tuple[str, list[str], str] | None:
+    """(round, image ids, secret) of a round's MTurk preview page (its first page), if the round exists."""
+    rnd = get_round(session, round_id)
+    if rnd is None:
+        return None
+    first = round_design(rnd).pages()[0]
+    ids = session.exec(
+        select(RoundImage.image_id).where(RoundImage.round_id == rnd.id, RoundImage.page_id == first.id)
+    ).all()
+    return rnd.id, list(ids), rnd.secret
+
+
+IMAGE_HEADERS = {"Cache-Control": "private, max-age=604800, immutable"}

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from app.config import Settings
 from app.db import new_session
 from app.main import create_app
-from tests.factories import FakeClock, launch_placeholders
+from tests.factories import NO_ENROL_LIMIT, FakeClock, launch_placeholders
 
 REPO = Path(__file__).resolve().parents[2]
 DESIGNS = REPO / "study_designs"
@@ -47,6 +47,7 @@ def make_study(tmp_path: Path) -> Iterator[Callable[..., Study]]:
             media_root=tmp_path / "media",
             secret_key="test-secret",
             researcher_token="test-token",
+            **NO_ENROL_LIMIT,
         )
         manifest = launch(settings, DESIGNS / design, tmp_path / "images" / round_id, round_id, size=size)
         clock = FakeClock()

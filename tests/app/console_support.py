@@ -13,7 +13,7 @@ from app.config import Settings
 from app.main import create_app
 from app.placeholder import write_placeholders
 from study_designs.schema import load_design
-from tests.factories import FakeClock
+from tests.factories import NO_ENROL_LIMIT, FakeClock
 
 TOKEN = "researcher-token-for-tests"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
@@ -27,6 +27,7 @@ def settings_for(tmp: Path, database_url: str | None = None) -> Settings:
         secret_key="k" * 40,
         secret_key_file=tmp / "secret_key",
         researcher_token=TOKEN,
+        **NO_ENROL_LIMIT,
     )
 
 

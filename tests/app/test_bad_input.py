@@ -60,14 +60,15 @@ def post(study, url, data):
     return study.client.post(url, data=data, follow_redirects=False)
 
 
+EVERY = "Rank every image for “"
 CASES = {
-    "duplicate ranks": (lambda d: d | {"rank-description-0": "2", "rank-description-1": "2"}, 400, "exactly once"),
-    "missing criterion": (lambda d: {k: v for k, v in d.items() if "-stereotypes-" not in k}, 400, "Missing answer"),
-    "missing image rank": (lambda d: {k: v for k, v in d.items() if k != "rank-description-2"}, 400, "missing rank"),
+    "duplicate ranks": (lambda d: d | {"rank-description-0": "2", "rank-description-1": "2"}, 400, "each rank"),
+    "missing criterion": (lambda d: {k: v for k, v in d.items() if "-stereotypes-" not in k}, 400, EVERY),
+    "missing image rank": (lambda d: {k: v for k, v in d.items() if k != "rank-description-2"}, 400, EVERY),
     "unknown image": (lambda d: d | {"rank-description-7": "1"}, 400, "Unknown image"),
     "unknown criterion": (lambda d: d | {"rank-beauty-0": "1"}, 400, "Unknown question"),
     "rank out of range": (lambda d: d | {"rank-description-0": "9"}, 400, "from 1 to 3"),
-    "rank not a number": (lambda d: d | {"rank-description-0": "x"}, 400, "must be a number"),
+    "rank not a number": (lambda d: d | {"rank-description-0": "x"}, 400, "Choose a rank from 1 to 3"),
     "skip not offered": (lambda d: d | {"skip-description": "1"}, 400, "cannot be skipped"),
     "stale token": (lambda d: d | {"token": "not-the-token"}, 409, "stale token"),
     "no token": (lambda d: {k: v for k, v in d.items() if k != "token"}, 400, "token"),

@@ -66,6 +66,8 @@ def server(pg_database, tmp_path):
         "SECRET_KEY": "s" * 40,
         "RESEARCHER_TOKEN": TOKEN,
         "MEDIA_ROOT": str(tmp_path / "media"),
+        "ENROL_RATE_PER_CLIENT": "0",
+        "ENROL_RATE_PER_ROUND": "0",
     }
     cmd = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--workers", "2"]
     cmd += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
@@ -123,7 +125,9 @@ def test_two_workers_on_postgres_status_equals_export(server, tmp_path):
         for cell in culture["pages"]:
             assert cell["done"] <= cell["target"], cell  # never over-assigned across workers
             assert cell["done"] == sum(1 for _, page in regular if page == cell["page_id"])
-    # demo: 4 pages per culture, target 2, 4 pages each -> exactly two people per culture get pages
-    assert status["participants_by_status"]["completed"] == 4
-    assert status["participants_by_status"]["ineligible"] == len(people) - 4
+    # demo: 4 pages per culture, target 2, 4 pages each. Pages are leased one at a time, so more than two people
+    # per culture may get some; the rest were told to come back (culture step) or found every page answered
+    by_status = status["participants_by_status"]
+    assert by_status["completed"] >= 4 and sum(by_status.values()) == len(people)
+    assert {k for k, n in by_status.items() if n} <= {"completed", "ineligible", "profile"}
     assert status["coverage_done"] == status["coverage_target"] == 16

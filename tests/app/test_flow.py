@@ -158,13 +158,20 @@ def test_show_refreshes_expired_leases_then_stamps_the_page():
     assert apply(active(slot(0, shown_at=NOW)), Show(NOW)).mark_shown is None
 
 
-def test_refresh_keeps_pages_with_room_and_swaps_filled_ones_for_the_least_covered():
+def test_refresh_leases_only_the_current_page_and_swaps_or_drops_a_filled_one():
     gone = NOW - timedelta(minutes=1)
     state = active(slot(0, page="x", leased_until=gone), slot(1, page="y", leased_until=gone))
     plan = refresh_plan(state, culture_pages=["x", "y", "z", "w"], coverage={"x": 2, "y": 0, "w": 1}, target=2, now=NOW)
-    assert [(s.slot.page_id, s.page_id) for s in plan] == [("x", "z"), ("y", "y")]
+    assert [(s.slot.page_id, s.page_id) for s in plan] == [("x", "z")]  # the current page only; later ones wait
+    room = refresh_plan(state, culture_pages=["x", "y"], coverage={"x": 1}, target=2, now=NOW)
+    assert [(s.slot.page_id, s.page_id) for s in room] == [("x", "x")]
     full = refresh_plan(state, culture_pages=["x", "y"], coverage={"x": 2, "y": 2}, target=2, now=NOW)
-    assert [s.swapped for s in full] == [False, False]  # nothing with room: keep the page so the person can finish
+    assert [s.dropped for s in full] == [True]  # never shown and nothing with room: dropped, no page over target
+    shown = active(slot(0, page="x", leased_until=gone, shown_at=gone), slot(1, page="y", leased_until=gone))
+    kept = refresh_plan(shown, culture_pages=["x", "y"], coverage={"x": 2, "y": 2}, target=2, now=NOW)
+    assert [(s.page_id, s.dropped) for s in kept] == [("x", False)]  # already seen: kept, so the person can finish
+    held = active(slot(0, page="x"), slot(1, page="y", leased_until=gone))
+    assert refresh_plan(held, culture_pages=["x", "y"], coverage={}, target=2, now=NOW) == []
 
 
 def test_reclaim_times_out_only_live_participants_whose_every_open_lease_ran_out():

@@ -74,22 +74,38 @@ def post_stale(study, code: str, token: str) -> int:
     return study.client.post(f"/p/{code}/page/0", data=data, follow_redirects=False).status_code
 
 
-def test_abandoned_pages_go_to_newcomers_and_a_late_return_can_still_finish(make_study, tmp_path):
-    study = make_study(small_design(tmp_path, per=2), "leases")
-    a = walk(study.client, "/s/leases", culture="korea", stop_after_pages=0)
-    b = walk(study.client, "/s/leases", culture="korea", stop_after_pages=0)
-    assert not pages_of(study, a.code) & pages_of(study, b.code)
-    full = walk(study.client, "/s/leases", culture="korea")
-    assert full.pages == 0 and "nothing left to rank" in full.final_html  # every page is leased
+def test_pages_are_held_one_at_a_time_and_abandoned_ones_go_to_newcomers(make_study, tmp_path):
+    study = make_study(small_design(tmp_path, per=2), "leases")  # korea: 4 pages, target 1, 2 pages each
+    holders = [walk(study.client, "/s/leases", culture="korea", stop_after_pages=0) for _ in range(4)]
+    current = [held_page(study, h.code) for h in holders]
+    assert len(set(current)) == 4  # each holds the page they are on, and only that one
+    late = walk(study.client, "/s/leases", culture="korea")
+    # every page is leased, none answered: told to come back, and not recorded as ineligible for good
+    assert late.pages == 0 and "come back" in late.final_html
+    with study.session() as s:
+        assert s.exec(select(Participant.status).where(Participant.code == late.code)).one() == "profile"
 
-    study.clock.advance(minutes=31)  # both leases ran out; b comes back at once and finishes, a has left
-    assert walk(study.client, f"/p/{b.code}", culture="korea").pages == 2
-    c = walk(study.client, "/s/leases", culture="korea", stop_after_pages=0)
-    assert pages_of(study, c.code) == pages_of(study, a.code)  # the only pages with room: a's abandoned ones
+    study.clock.advance(minutes=31)  # every lease ran out; one holder comes back and finishes, the others left
+    assert walk(study.client, f"/p/{holders[1].code}", culture="korea").pages == 2
+    assert walk(study.client, f"/p/{late.code}", culture="korea").pages == 2  # the one told to come back gets in
+    counts = submitted_pages(study)
+    assert sum(counts.values()) == 4 and set(counts.values()) == {1}  # every page exactly at target
     assert walk(study.client, "/s/leases", culture="korea").pages == 0  # and nothing beyond them
 
-    # a returns when no page has room: a keeps the pages and can finish (one extra ranking beats a lost session)
-    assert walk(study.client, f"/p/{a.code}", culture="korea").pages == 2
-    assert walk(study.client, f"/p/{c.code}", culture="korea").pages == 2
-    counts = submitted_pages(study)
-    assert sum(counts.values()) == 6 and set(counts.values()) == {1, 2}
+    # a holder returns when every page is answered: the page they had seen is kept (they can finish it), the
+    # page they never saw is dropped, and they complete
+    back = walk(study.client, f"/p/{holders[0].code}", culture="korea")
+    assert back.pages == 1 and "completion" in back.final_html.lower()
+    assert sum(submitted_pages(study).values()) == 5
+
+
+def held_page(study, code: str) -> str:
+    with study.session() as s:
+        person = s.exec(select(Participant).where(Participant.code == code)).one()
+        live = s.exec(
+            select(Assignment.page_id).where(
+                Assignment.participant_id == person.id, Assignment.leased_until > study.clock()
+            )
+        ).all()
+        assert len(live) == 1, live
+        return live[0]

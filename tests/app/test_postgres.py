@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
 from app.db import make_engine, new_session, session_scope
-from app.flow import Slot
+from app.flow import Slot, TryLater
 from app.launch import launch_round
 from app.models import Assignment, Participant, Ranking
 from app.placeholder import write_placeholders
@@ -102,7 +102,10 @@ def test_concurrent_enrolment_and_submission_never_over_assign(pg_url, tmp_path)
 
     def enrol(i: int, culture: str, now: datetime) -> str:
         person = CrudParticipant(session, "stress", f"pp{i:04d}")
-        code = person.onboard(culture, now)
+        try:
+            code = person.onboard(culture, now)
+        except TryLater:  # every page with room is held by someone right now: they may come back
+            code = person.code
         drivers[code] = person
         return code
 
@@ -127,11 +130,11 @@ def test_concurrent_enrolment_and_submission_never_over_assign(pg_url, tmp_path)
         jobs = [(i, c) for c in cultures for i in range(2 * need[c])]
         codes = list(pool.map(lambda ic: enrol(ic[0] + 1000 * cultures.index(ic[1]), ic[1], T0), jobs))
         cov = live_coverage(T0)
-        assert max(cov.values()) <= target and sum(cov.values()) == len(design.pages()) * target
+        assert max(cov.values()) <= target and sum(cov.values()) == len(jobs)  # each holds the one page they are on
         with new_session(engines[0]) as s:
             people = s.exec(select(Participant)).all()
         active = [p.code for p in people if p.status == "active"]
-        assert Counter(p.status for p in people) == {"active": sum(need.values()), "ineligible": sum(need.values())}
+        assert Counter(p.status for p in people) == {"active": len(jobs)}
         # half of the active people finish (concurrently, with retries); the rest walk away
         finishers, leavers = active[::2], active[1::2]
         stored = sum(pool.map(lambda c: complete(c, T0 + timedelta(minutes=5)), finishers))

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from app.config import Settings
-from tests.factories import launch_placeholders
+from tests.factories import NO_ENROL_LIMIT, launch_placeholders
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -89,7 +89,10 @@ def live_paper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStudy]:
 def serve(tmp_path: Path, design: Path, size: int = 192) -> Iterator[LiveStudy]:
     """Launch ``design`` as round "demo" from placeholder images and run ``python -m app`` on a free port."""
     settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'study.db'}", media_root=tmp_path / "media", secret_key="e2e-secret"
+        database_url=f"sqlite:///{tmp_path / 'study.db'}",
+        media_root=tmp_path / "media",
+        secret_key="e2e-secret",
+        **NO_ENROL_LIMIT,
     )
     launch_placeholders(settings.database_url, settings.media_root, design, tmp_path / "images", "demo", size=size)
     port = free_port()
@@ -101,6 +104,8 @@ def serve(tmp_path: Path, design: Path, size: int = 192) -> Iterator[LiveStudy]:
         RESEARCHER_TOKEN="e2e-token",
         HOST="127.0.0.1",
         PORT=str(port),
+        ENROL_RATE_PER_CLIENT="0",
+        ENROL_RATE_PER_ROUND="0",
     )
     log = tmp_path / "server.log"
     with log.open("w") as fh:

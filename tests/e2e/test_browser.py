@@ -256,7 +256,8 @@ def test_without_javascript_the_plain_form_works(live_demo, browser, tmp_path):
     mine, keep = page.input_value(f"select[name=rank-{crit}-0]"), page.input_value(f"select[name=rank-{crit}-1]")
     page.select_option(f"select[name=rank-{crit}-0]", keep)  # a duplicate rank: the server explains
     page.click("button.next")
-    assert "exactly once" in page.inner_text(".error")
+    assert "Use each rank from 1 to 3 once" in page.inner_text(f"#err-{crit}")  # beside the question
+    assert page.get_attribute("#error-summary a", "href") == f"#q-{crit}"  # and in the summary, linked to it
     assert page.input_value(f"select[name=rank-{crit}-0]") == keep  # the choices are kept
     page.select_option(f"select[name=rank-{crit}-0]", mine)
     page.click("button.next")

@@ -34,8 +34,12 @@ from tests.factories.pages import (
 )
 from tests.factories.web import Seen, WebParticipant, crawl_participant, onboarded, prolific, walk
 
+# test apps enrol many participants from one client at once; the enrolment limits have their own tests
+NO_ENROL_LIMIT = {"enrol_rate_per_client": 0, "enrol_rate_per_round": 0}
+
 __all__ = [
     "DESIGNS",
+    "NO_ENROL_LIMIT",
     "T0",
     "CrudParticipant",
     "FakeClock",
@@ -131,7 +135,9 @@ class CrudParticipant:
         """Submit every page in order (each ``retries`` times, as network retries would); returns pages stored."""
         stored = 0
         with self.session() as s:
-            for slot in crud.load(s, self.code).state.slots:
+            # the current page each time: pages are leased one at a time, and may be swapped or dropped on the way
+            while pending := crud.load(s, self.code).state.pending:
+                slot = pending[0]
                 form = (answer or attentive_answer)(slot)
                 for _ in range(retries):
                     out = crud.submit_page(

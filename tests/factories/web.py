@@ -187,6 +187,9 @@ class WebParticipant:
                     self.code = loc.rstrip("/").rsplit("/p/", 1)[-1]
                 r = self._get(loc)
                 continue
+            if r.status_code == 503 and "Retry-After" in r.headers:  # the culture is momentarily full: come back
+                self.html = self.final_html = r.text
+                return self
             assert r.status_code == 200, r.text[:500]
             self.html = self.final_html = r.text
             if start and not self.code and "/p/" in start:

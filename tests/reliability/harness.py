@@ -69,6 +69,8 @@ class StudyEnv:
             RESEARCHER_TOKEN=self.researcher_token,
             PYTHONPATH=str(REPO),
             PYTHONUNBUFFERED="1",
+            ENROL_RATE_PER_CLIENT="0",  # the load comes from one address; the limits have their own tests
+            ENROL_RATE_PER_ROUND="0",
         )
         if port is not None:
             env["PORT"] = str(port)

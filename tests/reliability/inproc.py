@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from app.config import Settings
 from app.db import new_session
 from app.main import create_app
-from tests.factories import launch_placeholders
+from tests.factories import NO_ENROL_LIMIT, launch_placeholders
 
 SECRET_KEY = "inproc-secret-key-0123456789"
 RESEARCHER_TOKEN = "inproc-researcher-token-abcdef"
@@ -51,6 +51,7 @@ def start(
         media_root=tmp / "media",
         secret_key=SECRET_KEY,
         researcher_token=RESEARCHER_TOKEN,
+        **NO_ENROL_LIMIT,
     )
     manifest = launch(settings, design_path, tmp / "images" / round_id, round_id, size=size)
     app = create_app(settings)

@@ -13,15 +13,16 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 from sqlmodel import select
 
+from app.blinding import image_of
 from app.config import Settings
 from app.db import session_scope
 from app.images import png_chunks
 from app.launch import launch_round
 from app.main import create_app
-from app.models import RoundImage
+from app.models import Assignment, Round, RoundImage
 from app.placeholder import write_placeholders
 from study_designs.schema import load_design
-from tests.factories import crawl_participant
+from tests.factories import NO_ENROL_LIMIT, crawl_participant
 from tests.security.support import Spec, write_design
 
 MODELS = (("mdlxalpha", "Zeta Generator Q7"), ("mdlxbravo", "Omega Diffuser K2"), ("mdlxcharlie", "Sigma Painter V9"))
@@ -55,6 +56,7 @@ def test_no_participant_response_reveals_models_files_or_seeds(tmp_path):
         media_root=tmp_path / "media",
         secret_key="k" * 32,
         researcher_token="t" * 32,
+        **NO_ENROL_LIMIT,
     )
     with session_scope(settings.database_url) as s:
         launch_round(
@@ -87,8 +89,12 @@ def test_no_participant_response_reveals_models_files_or_seeds(tmp_path):
                 assert crawl.pages > 0
                 seen += crawl.seen
 
-    served = {s.url.rsplit("/i/", 1)[-1] for s in seen if "/i/" in s.url and s.status == 200}
-    assert served == tokens  # every image of the round was fetched by someone
+    served_tokens = {s.url.rsplit("/i/", 1)[-1] for s in seen if "/i/" in s.url and s.status == 200}
+    with session_scope(settings.database_url) as s:
+        secret = s.exec(select(Round.secret)).one()
+        orders = {a.token: a.image_order for a in s.exec(select(Assignment)).all()}
+    served = {image_of(secret, t, orders[t.split(".")[0]]) for t in served_tokens}
+    assert len(served) == len(tokens) and None not in served  # every image of the round was fetched by someone
     leaks = []
     for s in seen:
         parts = {"url": s.url.encode(), "headers": json.dumps(s.headers).encode(), "body": s.body}

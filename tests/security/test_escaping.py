@@ -58,7 +58,7 @@ def test_script_in_design_strings_is_escaped_everywhere(tmp_path):
             crawl = crawl_participant(c, "xss", culture, {"PROLIFIC_PID": f"x{culture}", "STUDY_ID": "s"})
             assert crawl.pages >= 3
             htmls += [(s.url, s.text) for s in crawl.seen if s.headers.get("content-type", "").startswith("text/html")]
-        other = crawl_participant(c, "xss", "other")
+        other = crawl_participant(c, "xss", "other", {"PROLIFIC_PID": "xother", "STUDY_ID": "s"})
         htmls += [(s.url, s.text) for s in other.seen if s.headers.get("content-type", "").startswith("text/html")]
         c.cookies.clear()
         assert (
