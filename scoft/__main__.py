@@ -7,8 +7,8 @@ import sys
 
 # command -> "module:function"; each function takes argv (list[str]) and returns an exit status.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "fetch-ccub": ("scoft.data:fetch_main", "download a CCUB-style sheet's images and write metadata.jsonl"),
-    "caption": ("scoft.data:caption_main", "fill blip_text with a local captioning model"),
+    "fetch-ccub": ("scoft.fetch:fetch_main", "download a CCUB-style sheet's images and write metadata.jsonl"),
+    "caption": ("scoft.caption:caption_main", "fill blip_text with a local captioning model"),
     "negatives": ("scoft.negatives:main", "make depth-guided negatives with the frozen base model"),
     "train": ("scoft.train:main", "train a LoRA variant (ldm, m, mp, mpc)"),
     "sample": ("scoft.sample:main", "sample every image of a study design and write manifest.jsonl"),
