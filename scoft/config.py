@@ -80,6 +80,20 @@ class TrainConfig(BaseModel):
         "local", description="'local': CLIP + DINO folders via transformers; 'dreamsim': the dreamsim package"
     )
 
+    # exact savings (scoft.cache): encode each image (both flips) and caption once
+    cache_latents: bool = Field(True, description="cache VAE posteriors; applies under center_crop only")
+    cache_text_embeddings: bool = True
+
+    # watching a run: validation grids and trackers (train_log.csv is always written)
+    validation_steps: int = Field(500, ge=0, description="a validation grid every N optimizer steps; 0: never")
+    validation_prompts: tuple[str, ...] = Field((), description="empty: the first training record's caption")
+    validation_seeds: tuple[int, ...] = (0, 1)
+    validation_inference_steps: int = Field(25, ge=1)
+    validation_guidance_scale: float = 4.5
+    report_to: Literal["auto", "tensorboard", "none"] = Field(
+        "auto", description="'auto': TensorBoard when it is installed"
+    )
+
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
         if self.contrastive_form == "difference" and self.margin != 0:

@@ -81,6 +81,10 @@ class CCUBDataset:
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         return image_to_tensor(image)
 
+    def load_image(self, name: str, flip: bool, offset: tuple[float, float] = (0.5, 0.5)) -> torch.Tensor:
+        """One image as training sees it at crop ``offset`` (centre by default), flipped or not."""
+        return self._load(name, offset, flip)
+
     def _tokenize(self, text: str) -> torch.Tensor:
         return self.tokenizer(
             text,

@@ -155,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from scoft.quiet import quiet_third_party
+
+    quiet_third_party()
     import torch
 
     from scoft.sample import SampleError

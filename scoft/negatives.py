@@ -1,6 +1,7 @@
 """``python -m scoft negatives``: the guided negative set of a CCUB folder.
 
-For every image of ``DATA/metadata.jsonl``: a depth map from a local transformers depth model, then K images from the
+For every image of ``DATA/metadata.jsonl``: the square training sees (shorter side resized, centre crop: the crop
+``scoft train`` uses), a depth map of it from a local transformers depth model, then K images from the
 frozen base model steered by a ControlNet-depth and prompted with the image's caption: the base model's own rendering
 of the same layout. They are written to ``DATA/negatives/{stem}_{k}.png`` and listed in the record's
 ``negative_imgpath``. Each negative has its own generator, seeded from (seed, file name, k), so which images were
@@ -17,7 +18,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from scoft.data import Record, read_metadata, resolve_path, write_metadata
+from scoft.images import training_crop
+from scoft.records import Record, read_metadata, resolve_path, write_metadata
 
 if TYPE_CHECKING:
     import torch
@@ -120,9 +122,9 @@ def load_controlnet_pipeline(base: str | Path, controlnet: str | Path, device: t
     from diffusers import ControlNetModel, DPMSolverMultistepScheduler, StableDiffusionControlNetPipeline
 
     dtype = torch.float16 if device.type == "cuda" else torch.float32
-    net = ControlNetModel.from_pretrained(controlnet, torch_dtype=dtype)
+    net = ControlNetModel.from_pretrained(controlnet, dtype=dtype)
     pipe = StableDiffusionControlNetPipeline.from_pretrained(
-        base, controlnet=net, torch_dtype=dtype, safety_checker=None, requires_safety_checker=False
+        base, controlnet=net, dtype=dtype, safety_checker=None, requires_safety_checker=False
     )
     pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
@@ -181,7 +183,7 @@ def make_negatives(
         for job in chunk:
             if job.index not in controls:
                 with Image.open(resolve_path(data_dir, records[job.index].file_name)) as im:
-                    controls[job.index] = estimator.control_image(im, size)
+                    controls[job.index] = estimator.control_image(training_crop(im, size[0]), size)
         with torch.inference_mode():
             images = pipe(
                 prompt=[j.prompt for j in chunk],
