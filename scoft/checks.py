@@ -88,7 +88,9 @@ def check_out_folder(out: Path | str, *, resume: bool, overwrite: bool) -> None:
         raise CheckError(f"--out {out} is a file, not a folder")
     if resume or overwrite or not out.is_dir() or not any(out.iterdir()):
         return
-    raise CheckError(f"--out {out} already holds files; pass --resume to continue that run or --overwrite to replace it")
+    raise CheckError(
+        f"--out {out} already holds files; pass --resume to continue that run or --overwrite to replace it"
+    )
 
 
 def clear_train_outputs(out: Path | str) -> list[Path]:

@@ -535,7 +535,6 @@ def save_checkpoint(accelerator: Any, out: Path, step: int, keep: int) -> Path:
     return path
 
 
-
 from scoft.train_cli import build_parser, main  # noqa: E402  (the CLI checks paths before importing this module)
 
 __all__ = ["build_parser", "main", "train"]
