@@ -17,13 +17,13 @@ from scoft.records import METADATA_FILE, Record, read_metadata, resolve_path
 if TYPE_CHECKING:
     from scoft.config import TrainConfig
 
-# subfolder -> (what it is, its config file, weight file stems)
-SD_PARTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "unet": ("UNet", "config.json", ("diffusion_pytorch_model",)),
-    "vae": ("VAE", "config.json", ("diffusion_pytorch_model",)),
-    "text_encoder": ("text encoder", "config.json", ("model", "pytorch_model")),
-    "tokenizer": ("tokenizer", "vocab.json", ()),
-    "scheduler": ("scheduler", "scheduler_config.json", ()),
+# subfolder -> (what it is, its config file(s): any one, weight file stems)
+SD_PARTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    "unet": ("UNet", ("config.json",), ("diffusion_pytorch_model",)),
+    "vae": ("VAE", ("config.json",), ("diffusion_pytorch_model",)),
+    "text_encoder": ("text encoder", ("config.json",), ("model", "pytorch_model")),
+    "tokenizer": ("tokenizer", ("tokenizer_config.json", "tokenizer.json", "vocab.json"), ()),
+    "scheduler": ("scheduler", ("scheduler_config.json",), ()),
 }
 WEIGHT_EXTENSIONS = (".safetensors", ".bin")
 # what `scoft train` writes into its output folder (the only things --overwrite removes)
@@ -59,10 +59,10 @@ def check_model_folder(base: Path | str, variant: str | None = None, option: str
         raise CheckError(f"{option} folder not found: {base}")
     if not (base / "model_index.json").is_file():
         raise CheckError(f"{option} {base} is not a diffusers pipeline folder (no model_index.json)")
-    for sub, (what, config, stems) in SD_PARTS.items():
+    for sub, (what, configs, stems) in SD_PARTS.items():
         folder = base / sub
-        if not (folder / config).is_file():
-            raise CheckError(f"{option} {base} has no {what} ({sub}/{config} missing)")
+        if not any((folder / config).is_file() for config in configs):
+            raise CheckError(f"{option} {base} has no {what} ({sub}/{configs[0]} missing)")
         if stems and not weight_files(folder, stems, variant):
             others = [v for v in weight_variants(folder, stems) if v != variant]
             label = f"{variant}-variant " if variant else ""

@@ -127,8 +127,14 @@ def run_demo(
             continue
         print(f"      {culture} / {variant} -> {folder}", flush=True)
         config = TrainConfig(**TRAIN_SETTINGS, variant=variant, max_train_steps=train_steps, seed=design.seed)
-        train(
-            config, models["sd"], data_root / culture, folder, backbone_dir=models["backbone"], show_progress=progress
+        train(  # a folder without its LoRA is an interrupted earlier run: start it over
+            config,
+            models["sd"],
+            data_root / culture,
+            folder,
+            backbone_dir=models["backbone"],
+            show_progress=progress,
+            overwrite=True,
         )
     done()
 

@@ -84,6 +84,26 @@ def plan(
     return updated, jobs
 
 
+def check_model_folders(base: str | Path, controlnet: str | Path, depth: str | Path) -> None:
+    """One-line errors for a missing or wrong model folder, before anything loads."""
+    from scoft.checks import CheckError, check_folder, check_model_folder, weight_files
+
+    for name, path in (("base", base), ("controlnet", controlnet), ("depth", depth)):
+        check_folder(path, f"--{name}")
+    check_model_folder(base)
+    net = Path(controlnet)
+    if not (net / "config.json").is_file() or not weight_files(net, ("diffusion_pytorch_model",), None):
+        raise CheckError(f"--controlnet {net} is not a ControlNet folder (config.json and diffusion_pytorch_model.*)")
+    dep = Path(depth)
+    if not (dep / "config.json").is_file() or not (dep / "preprocessor_config.json").is_file():
+        raise CheckError(
+            f"--depth {dep} is not a depth-estimation model folder (transformers layout: config.json and "
+            "preprocessor_config.json)"
+        )
+    if "depth" not in (dep / "config.json").read_text(encoding="utf-8", errors="replace").lower():
+        raise CheckError(f"--depth {dep}: its config.json names no depth-estimation model (e.g. DPT, Depth-Anything)")
+
+
 def depth_to_control(depth: torch.Tensor, size: tuple[int, int]) -> Image.Image:
     """A depth map (H, W) resized to ``size`` (width, height), scaled to 0..255 per image, as a 3-channel image."""
     import numpy as np
@@ -159,9 +179,7 @@ def make_negatives(
     if prompt_field not in ("text", "blip_text"):
         raise ValueError("--prompt-field must be text or blip_text")
     data_dir = Path(data_dir)
-    for name, path in (("base", base), ("controlnet", controlnet), ("depth", depth)):
-        if not Path(path).is_dir():
-            raise FileNotFoundError(f"--{name} folder not found: {path}")
+    check_model_folders(base, controlnet, depth)
     records = read_metadata(data_dir)
     missing = [r.file_name for r in records if not resolve_path(data_dir, r.file_name).is_file()]
     if missing:
