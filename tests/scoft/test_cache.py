@@ -76,7 +76,10 @@ def test_cached_training_matches_uncached(variant, tiny_models, data, tmp_path) 
 
     wa, wb = load_file(str(runs[False].lora_path)), load_file(str(runs[True].lora_path))
     assert wa.keys() == wb.keys()
-    assert all(torch.allclose(wa[k], wb[k], rtol=1e-4, atol=1e-6) for k in wa)
+    # Adam divides by |grad|, so float noise in near-zero gradients moves single weights by up to lr: compare norms
+    diff = torch.cat([(wa[k] - wb[k]).flatten() for k in wa]).norm()
+    size = torch.cat([wa[k].flatten() for k in wa]).norm()
+    assert diff <= 1e-3 * size, (float(diff), float(size))
 
 
 def test_cache_holds_both_flips_exactly_as_the_vae_encodes_them(tiny_models, data) -> None:

@@ -117,6 +117,7 @@ def test_existing_output_folder_needs_resume_or_overwrite(tiny_models, data, tmp
     out = tmp_path / "out"
     argv = train_args(tiny_models["sd"], data, out)[1:] + FAST
     assert main(argv) == 0
+    capsys.readouterr()
     (out / "notes.txt").write_text("mine")
     before = (out / "train_log.csv").read_text()
     assert main(argv) == 2
@@ -129,7 +130,10 @@ def test_existing_output_folder_needs_resume_or_overwrite(tiny_models, data, tmp
     assert not (out / "checkpoint-7").exists()
     assert (out / "notes.txt").read_text() == "mine"  # only what training writes is replaced
     assert tomllib.loads((out / "config.toml").read_text())["train"]["seed"] == 5
-    assert main([*argv, "--resume", "--overwrite"]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--resume", "--overwrite"])
+    assert exit_info.value.code == 2
+    assert "not allowed with argument --resume" in capsys.readouterr().err
 
 
 def test_cli_resolution_lr_and_rank_override_the_toml(tiny_models, data, tmp_path) -> None:
