@@ -233,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--no-timing", action="store_true", help="FLOP table only")
     args = p.parse_args(argv)
+    from scoft.quiet import quiet_third_party
+
+    quiet_third_party()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     args.clock = args.clock or ("wall" if device.type == "cuda" else "process")
