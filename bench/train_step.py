@@ -134,6 +134,7 @@ def bench_variant(args: argparse.Namespace, variant: str, device: torch.device) 
         gradient_accumulation_steps=args.accum,
         contrastive_interval=args.interval,
         chain_length=args.chain_length,
+        embedding_backend="local",  # tiny CLIP/DINO folders, or ViT-B/16 stand-ins of DreamSim's cost
     )
     accelerator = Accelerator(mixed_precision=args.mixed_precision, cpu=device.type == "cpu")
     weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(args.mixed_precision, torch.float32)
