@@ -366,8 +366,13 @@ class Sampler:
                 self.lora = None
             if lora is not None:
                 path = lora_file(lora)
-                with _without_text_encoder_notice():  # a UNet-only LoRA is normal; every other warning shows
-                    self.pipe.load_lora_weights(str(path.parent), weight_name=path.name)
+                try:
+                    with _without_text_encoder_notice():  # a UNet-only LoRA is normal; every other warning shows
+                        self.pipe.load_lora_weights(str(path.parent), weight_name=path.name)
+                except (ValueError, KeyError, IndexError, RuntimeError) as exc:
+                    self.pipe.unload_lora_weights()
+                    detail = " ".join(str(exc).split())[:300]
+                    raise SampleError(f"LoRA file {path} could not be loaded: {type(exc).__name__}: {detail}") from None
                 if not self.pipe.get_list_adapters().get("unet"):
                     self.pipe.unload_lora_weights()
                     raise SampleError(unattached_message(path))
