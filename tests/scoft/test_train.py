@@ -189,6 +189,9 @@ def test_config_defaults_follow_the_authors_run_and_round_trip(tmp_path) -> None
     assert (cfg.lora_rank, cfg.learning_rate, cfg.gradient_accumulation_steps, cfg.seed) == (64, 1e-4, 4, 1024)
     assert cfg.loss_weights() == {"ldm": 0.7, "m": 0.3, "p": 0.01, "c": 0.05}
     assert TrainConfig(variant="ldm").loss_weights() == {"ldm": 1.0}
+    assert TrainConfig(variant="mp").loss_weights() == {"ldm": 0.7, "m": 0.3, "p": 0.01, "c": 0.05}
+    assert (cfg.lr_schedule, cfg.chain_sampler, cfg.embedding_backend) == ("authors", "ddpm", "dreamsim")
+    assert (TrainConfig(variant="mp").uses_negatives, cfg.uses_negatives) == (False, True)
     assert (cfg.contrastive_interval, cfg.chain_length, cfg.guidance_scale, cfg.grad_step) == (10, 20, 4.5, "first")
     path = tmp_path / "c.toml"
     path.write_text(dump_config(cfg.model_copy(update={"margin": 0.0, "lora_target_modules": ("to_q",)})))
@@ -205,19 +208,36 @@ def test_config_defaults_follow_the_authors_run_and_round_trip(tmp_path) -> None
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_fp16_training_on_cuda_keeps_lora_fp32_and_finite(tiny_models, data_dir, tmp_path) -> None:
-    cfg = TrainConfig(
-        **{**FAST, "variant": "mpc", "mixed_precision": "fp16", "gradient_checkpointing": True, "max_train_steps": 6}
-    )
+def test_fp16_training_on_cuda_with_the_authors_defaults(tiny_models, data_dir, tmp_path) -> None:
+    """fp16 on CUDA with the defaults that reproduce the authors' run: ddpm chain, authors' lr schedule, and
+    diffusers-format checkpoints that a stock fp16 pipeline loads."""
+    overrides = {"variant": "mpc", "mixed_precision": "fp16", "gradient_checkpointing": True, "max_train_steps": 6}
+    overrides |= {"lr_schedule": "authors", "gradient_accumulation_steps": 2, "checkpointing_steps": 3}
+    cfg = TrainConfig(**{**FAST, **overrides})
+    assert cfg.chain_sampler == "ddpm"
     backbone = tiny_models["backbone"]
     result = train(cfg, tiny_models["sd"], data_dir, tmp_path, backbone_dir=backbone, show_progress=False)
     rows = read_train_log(result.log_path)
     assert all(np.isfinite(r["loss"]) for r in rows)
     assert any(r["loss_c"] is not None for r in rows)
+    # authors' schedule: cosine over 6 x 2 steps, stepped once per optimizer step
+    assert rows[-1]["lr"] / cfg.learning_rate == pytest.approx(0.5 * (1 + np.cos(np.pi * 5 / 12)), rel=1e-5)
+    from diffusers import StableDiffusionPipeline
     from safetensors.torch import load_file
 
     weights = load_file(str(result.lora_path))
     assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in weights.values())
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_models["sd"], safety_checker=None, dtype=torch.float16)
+    pipe = pipe.to("cuda")
+    pipe.set_progress_bar_config(disable=True)
+    base = render(pipe)
+    for folder in (tmp_path / "checkpoint-3", tmp_path):
+        assert all(k.startswith("unet.") for k in load_file(str(folder / "pytorch_lora_weights.safetensors")))
+        pipe.load_lora_weights(folder)
+        try:
+            assert np.abs(render(pipe) - base).max() > 1e-3
+        finally:
+            pipe.unload_lora_weights()
 
 
 @pytest.mark.parametrize("grad_step", ["first", "last"])
