@@ -77,7 +77,7 @@ def step_flops(parts: dict[str, int], config: Any) -> dict[str, float]:
     if config.uses_chain:
         chain = parts["unet_train"] + config.chain_length * parts["unet_fwd_2b"] + parts["vae_decode_fb"] + inputs
         chain += sum(parts[f"{name}_fb"] for name in config.distances_needed())
-        if config.uses_contrastive:
+        if config.uses_negatives:
             chain += parts[f"{config.contrastive_distance}_negatives"]
         out["chain"] = chain
         share = 1 / config.contrastive_interval
@@ -98,7 +98,7 @@ def count_real_micro_step(models: Any, backbones: Any, config: Any, data: Path) 
         data,
         resolution=config.resolution,
         tokenizer=None if config.cache_text_embeddings else models.tokenizer,
-        max_negatives=config.max_negatives if config.uses_contrastive else 0,
+        max_negatives=config.max_negatives if config.uses_negatives else 0,
     )
     cache = build_input_cache(
         models,

@@ -89,6 +89,7 @@ def bench_config(args: argparse.Namespace, variant: str, cached: bool) -> TrainC
         max_negatives=args.negatives,
         cache_latents=cached,
         cache_text_embeddings=cached,
+        embedding_backend="local",  # tiny CLIP/DINO folders, or ViT-B/16 stand-ins of DreamSim's cost
     )
 
 
@@ -117,7 +118,7 @@ def time_variant(args: argparse.Namespace, variant: str, cached: bool, device: t
         args.data,
         resolution=config.resolution,
         tokenizer=None if cached else models.tokenizer,
-        max_negatives=config.max_negatives if config.uses_contrastive else 0,
+        max_negatives=config.max_negatives if config.uses_negatives else 0,
         seed=config.seed,
     )
     t0 = clock()

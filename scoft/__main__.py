@@ -11,6 +11,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "caption": ("scoft.caption:caption_main", "fill blip_text with a local captioning model"),
     "negatives": ("scoft.negatives:main", "make depth-guided negatives with the frozen base model"),
     "train": ("scoft.train_cli:main", "train a LoRA variant (ldm, m, mp, mpc)"),
+    "export-lora": ("scoft.checkpoint:export_main", "write a checkpoint's LoRA as a diffusers-format file"),
     "sample": ("scoft.sample:main", "sample every image of a study design and write manifest.jsonl"),
     "tiny": ("scoft.tiny:main", "build tiny random offline models for tests and the demo"),
 }

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from scoft.caption_check import require_generic_captions
 from scoft.records import METADATA_FILE, Record, read_metadata, resolve_path
 
 if TYPE_CHECKING:
@@ -118,7 +119,9 @@ def _decode(path: Path) -> str | None:
     return None
 
 
-def check_records(records: Sequence[Record], data_dir: Path, *, needs_blip: bool, needs_negatives: bool) -> None:
+def check_records(
+    records: Sequence[Record], data_dir: Path, *, needs_blip: bool, needs_negatives: bool, variant: str = "m"
+) -> None:
     """Fields every record needs for the variant; names the first offending line."""
     if not records:
         raise CheckError(f"no training records in {data_dir / METADATA_FILE}")
@@ -128,14 +131,7 @@ def check_records(records: Sequence[Record], data_dir: Path, *, needs_blip: bool
             raise CheckError(f"{data_dir / METADATA_FILE} record {line}: empty file_name")
         if not rec.text.strip():
             raise CheckError(f"{where}: empty text (the CCUB caption)")
-    if needs_blip:
-        empty = [rec.file_name for rec in records if not rec.blip_text.strip()]
-        if empty:
-            raise CheckError(
-                f"{len(empty)} of {len(records)} records in {data_dir / METADATA_FILE} have no blip_text "
-                f"(e.g. {empty[0]}), which L_M needs: run `python -m scoft caption --captioner DIR --data {data_dir}` "
-                "or pass --caption-with DIR"
-            )
+    require_generic_captions(needs_blip, variant, records, data_dir)
     if needs_negatives and not any(rec.negative_imgpath for rec in records):
         raise CheckError(
             f"variant 'mpc' needs negatives, but no record in {data_dir / METADATA_FILE} has negative_imgpath; "
@@ -174,6 +170,7 @@ def check_data(
     needs_negatives: bool,
     negatives: int | None,
     progress: bool = True,
+    variant: str = "m",
 ) -> list[Record]:
     """Read ``metadata.jsonl`` and run every record and image check; returns the records."""
     data_dir = Path(data_dir)
@@ -183,7 +180,7 @@ def check_data(
         records = read_metadata(data_dir)
     except FileNotFoundError as exc:
         raise CheckError(str(exc)) from None
-    check_records(records, data_dir, needs_blip=needs_blip, needs_negatives=needs_negatives)
+    check_records(records, data_dir, needs_blip=needs_blip, needs_negatives=needs_negatives, variant=variant)
     check_images(records, data_dir, negatives=negatives if needs_negatives else 0, progress=progress)
     return records
 
@@ -206,7 +203,7 @@ def preflight(
     if config.distances_needed() and backbone_dir is None:
         raise CheckError(f"variant {config.variant!r} needs perceptual backbones: pass --backbone DIR")
     check_folder(backbone_dir, "--backbone")
-    if config.uses_contrastive and config.max_negatives < 1:
+    if config.uses_negatives and config.max_negatives < 1:
         raise CheckError("variant 'mpc' needs max_negatives >= 1")
     check_out_folder(out, resume=resume, overwrite=overwrite)
     if caption_with is not None and config.uses_memorization:
@@ -215,9 +212,10 @@ def preflight(
     records = check_data(
         data_dir,
         needs_blip=config.uses_memorization,
-        needs_negatives=config.uses_contrastive,
+        needs_negatives=config.uses_negatives,
         negatives=config.max_negatives,
         progress=progress,
+        variant=config.variant,
     )
     if overwrite and Path(out).is_dir():
         clear_train_outputs(out)

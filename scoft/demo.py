@@ -27,9 +27,10 @@ TRAIN_SETTINGS: dict[str, Any] = {
     "lora_rank": 4,
     "lora_alpha": 4,
     "learning_rate": 5e-3,
-    "lr_scheduler": "constant",
+    "lr_schedule": "constant",
     "chain_length": 3,
     "contrastive_interval": 3,
+    "embedding_backend": "local",  # the tiny models have CLIP/DINO folders, not DreamSim weights
 }
 
 

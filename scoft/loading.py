@@ -7,20 +7,16 @@ dataset are the same either way.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 from torch.utils.data import Sampler
 
+from scoft.seeds import mix_seed
+
 Key = tuple[int, int] | tuple[int, int, bool, bool]
-
-
-def mix_seed(*parts: int) -> int:
-    """A 63-bit seed derived from integers (stable across runs, machines and processes)."""
-    digest = hashlib.sha256(",".join(str(int(p)) for p in parts).encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+__all__ = ["EpochIndexed", "ReadingSampler", "StepBatchSampler", "is_chain_step", "mix_seed", "reads_for"]
 
 
 class EpochIndexed(torch.utils.data.Dataset):
@@ -97,6 +93,6 @@ def reads_for(config: Any, latents_cached: bool, lazy: bool = True) -> Callable[
         chain = is_chain_step(config, m)
         if not lazy:
             return True, True
-        return (chain or not latents_cached), chain and config.uses_contrastive
+        return (chain or not latents_cached), chain and config.uses_negatives
 
     return reads

@@ -23,11 +23,12 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from scoft.cache import InputCache, batch_inputs, build_input_cache
+from scoft.checkpoint import register_lora_hooks
 from scoft.config import TrainConfig, dump_config
-from scoft.denoise import decode_latents, denoise_chain
+from scoft.denoise import ddpm_clip_range, decode_latents, denoise_chain
 from scoft.features import Backbones, build_backbones
-from scoft.loading import EpochIndexed, ReadingSampler, StepBatchSampler, is_chain_step, mix_seed, reads_for
-from scoft.lora import LORA_WEIGHT_NAME, add_lora, lora_state_dict, save_lora, set_lora_state_dict
+from scoft.loading import EpochIndexed, ReadingSampler, StepBatchSampler, is_chain_step, reads_for
+from scoft.lora import LORA_WEIGHT_NAME, add_lora, save_lora
 from scoft.losses import (
     loss_contrastive,
     loss_ldm,
@@ -36,10 +37,11 @@ from scoft.losses import (
     sample_timesteps,
     total_loss,
 )
+from scoft.schedule import build_lr_scheduler
+from scoft.seeds import mix_seed
 
 LOG_COLUMNS = ("step", "loss", "loss_ldm", "loss_m", "loss_p", "loss_c", "lr")
 TERMS = ("loss", "ldm", "m", "p", "c")
-CHECKPOINT_LORA = "lora_state.safetensors"
 STEP_FILE = "step.json"
 
 
@@ -167,6 +169,9 @@ def chain_losses(
     """Denoise to x_hat and compute L_P and/or L_C against the positive (and the negatives)."""
     cfg, m = ctx.config, ctx.models
     first = (pred, pred_null) if pred_null is not None else None
+    # the ddpm noise of chain step k comes from (this micro-batch's generator, k): reproducible, also on resume
+    noise_seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
+    sched_config = m.noise_scheduler.config
     z0 = denoise_chain(
         ctx.raw_unet,
         m.noise_scheduler.alphas_cumprod,
@@ -181,6 +186,9 @@ def chain_losses(
         first_preds=first,
         half_precision=cfg.chain_half_precision,
         generator=generator,
+        sampler=cfg.chain_sampler,
+        noise_seed=noise_seed,
+        clip_sample_range=ddpm_clip_range(sched_config) if cfg.chain_sampler == "ddpm" else None,
     )
     x_hat = decode_latents(m.vae, z0)
     positive = batch["pixel_values"].to(ctx.device, ctx.weight_dtype)
@@ -202,10 +210,13 @@ def chain_losses(
         name = cfg.contrastive_distance
         backbone = ctx.backbones.get(name)
         f_hat, f_pos = feats(name)
+        d_pos = backbone.compare(f_hat, f_pos)
+        if not cfg.uses_negatives:  # mp: the pull toward the positive only (the authors' --onlypositive)
+            out["c"] = loss_perceptual(d_pos)
+            return out
         negatives = batch["negative_pixel_values"].to(ctx.device, ctx.weight_dtype)
         mask = batch.get("negative_mask")
         mask = _negative_mask(negatives) if mask is None else mask.to(ctx.device).bool()
-        d_pos = backbone.compare(f_hat, f_pos)
         d_neg = negative_distances(backbone, f_hat, negatives, mask)
         out["c"] = loss_contrastive(d_pos, d_neg, mask, form=cfg.contrastive_form, margin=cfg.margin)
     return out
@@ -284,6 +295,20 @@ class TrainResult:
         return self.steps >= self.max_steps
 
 
+def _check_data(config: TrainConfig, data_dir: Path) -> list:
+    """The record and image checks of a run (``scoft.checks.check_data``) for ``config``; returns the records."""
+    from scoft.checks import check_data
+
+    return check_data(
+        data_dir,
+        needs_blip=config.uses_memorization,
+        needs_negatives=config.uses_negatives,
+        negatives=config.max_negatives,
+        progress=False,
+        variant=config.variant,
+    )
+
+
 def train(
     config: TrainConfig,
     base: str | Path,
@@ -352,7 +377,7 @@ def train(
         random_flip=config.random_flip,
         joint_flip=config.joint_flip,
         tokenizer=None if config.cache_text_embeddings else models.tokenizer,
-        max_negatives=config.max_negatives if config.uses_contrastive else 0,
+        max_negatives=config.max_negatives if config.uses_negatives else 0,
         seed=config.seed,
     )
     cache = build_input_cache(
@@ -376,15 +401,11 @@ def train(
         weight_decay=config.adam_weight_decay,
         eps=config.adam_epsilon,
     )
-    from diffusers.optimization import get_scheduler
-
-    lr_scheduler = get_scheduler(
-        config.lr_scheduler, optimizer, num_warmup_steps=config.lr_warmup_steps, num_training_steps=max_steps
-    )
+    lr_scheduler = build_lr_scheduler(optimizer, config.lr_schedule, max_steps, config.lr_warmup_steps, accum)
     unet, optimizer = accelerator.prepare(models.unet, optimizer)
     raw_unet = accelerator.unwrap_model(unet)
     accelerator.register_for_checkpointing(lr_scheduler)
-    _register_lora_hooks(accelerator, raw_unet)
+    register_lora_hooks(accelerator, raw_unet)
 
     out.mkdir(parents=True, exist_ok=True)
     start_step = 0
@@ -430,28 +451,6 @@ def train(
         lora_path = save_lora(raw_unet, out)
     accelerator.end_training()
     return TrainResult(out, lora_path, out / "train_log.csv", step, max_steps)
-
-
-def _register_lora_hooks(accelerator: Any, raw_unet: nn.Module) -> None:
-    """Checkpoints hold the LoRA weights only, not the frozen UNet."""
-    from safetensors.torch import load_file, save_file
-
-    def save_hook(models: list, weights: list, output_dir: str) -> None:
-        for i in reversed(range(len(models))):
-            if accelerator.unwrap_model(models[i]) is raw_unet:
-                if accelerator.is_main_process:
-                    save_file(lora_state_dict(raw_unet), str(Path(output_dir) / CHECKPOINT_LORA))
-                if weights:
-                    weights.pop(i)
-
-    def load_hook(models: list, input_dir: str) -> None:
-        for i in reversed(range(len(models))):
-            if accelerator.unwrap_model(models[i]) is raw_unet:
-                models.pop(i)
-                set_lora_state_dict(raw_unet, load_file(str(Path(input_dir) / CHECKPOINT_LORA)))
-
-    accelerator.register_save_state_pre_hook(save_hook)
-    accelerator.register_load_state_pre_hook(load_hook)
 
 
 def train_loop(

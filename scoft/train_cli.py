@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             **common,
         )
     except (ValueError, FileNotFoundError) as exc:
-        print(f"scoft train: {_one_line(exc)}", file=sys.stderr)
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
     if result.finished:
         print(f"wrote {result.lora_path} ({result.steps} steps)")

@@ -161,7 +161,7 @@ def test_missing_blip_text_is_refused_for_the_variants_that_need_it(tiny_models,
     write_metadata(data, [dataclasses.replace(records[0], blip_text=""), *records[1:]])
     base = train_args(tiny_models["sd"], data, tmp_path / "m")[1:] + FAST
     assert main([*base[:5], "m", *base[6:]]) == 2
-    assert_one_line(capsys.readouterr().err, "1 of 2 records", "blip_text", "scoft caption")
+    assert_one_line(capsys.readouterr().err, "1 record(s)", "blip_text", "scoft caption", "--caption-with")
     assert main(train_args(tiny_models["sd"], data, tmp_path / "ldm")[1:] + FAST) == 0  # ldm needs no blip_text
 
 

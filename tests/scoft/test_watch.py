@@ -18,7 +18,8 @@ FAST = {
     "lora_rank": 4,
     "lora_alpha": 4,
     "learning_rate": 5e-2,
-    "lr_scheduler": "constant",
+    "lr_schedule": "constant",
+    "embedding_backend": "local",
 }
 
 
