@@ -128,3 +128,19 @@ def test_only_chain_micro_batches_read_images_and_negatives(data: Path, monkeypa
     full = dataset.item(1)
     light = dataset.item(1, images=False)
     assert light["flipped"] == full["flipped"] and "pixel_values" not in light
+
+
+def test_dataloader_workers_give_the_same_run(tiny_models, data, tmp_path) -> None:
+    logs = []
+    for workers in (0, 2):
+        cfg = TrainConfig(**FAST, variant="mp", max_train_steps=2, dataloader_num_workers=workers)
+        result = train(
+            cfg,
+            tiny_models["sd"],
+            data,
+            tmp_path / str(workers),
+            backbone_dir=tiny_models["backbone"],
+            show_progress=False,
+        )
+        logs.append(read_train_log(result.log_path))
+    assert logs[0] == logs[1]
