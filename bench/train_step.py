@@ -237,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=5, help="timed optimizer steps per variant and mode")
     p.add_argument("--warmup", type=int, default=1, help="untimed optimizer steps per variant and mode")
     p.add_argument("--variants", nargs="+", default=["ldm", "mpc"], choices=["ldm", "m", "mp", "mpc"])
+    p.add_argument("--paths", nargs="+", default=["before", "after"], choices=["before", "after"])
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--no-timing", action="store_true", help="FLOP table only")
     args = p.parse_args(argv)
@@ -272,8 +273,9 @@ def main(argv: list[str] | None = None) -> int:
         header += f"{'GFLOP/step':>12}{'floor s':>10}{'time/floor':>11}{'cache s':>9}"
         print(header)
         times = {}
+        paths = [path == "after" for path in args.paths]
         for variant in args.variants:
-            for cached in (False, True):
+            for cached in paths:
                 r = times[(variant, cached)] = time_variant(args, variant, cached, device)
                 f = flops[(variant, cached)]["step"]
                 print(
@@ -282,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{r['step_s'] / (f / peak):>11.2f}{r['cache_s']:>9.3f}",
                     flush=True,
                 )
-        for variant in args.variants:
+        for variant in args.variants if len(paths) == 2 else ():
             speedup = times[(variant, False)]["step_s"] / times[(variant, True)]["step_s"]
             print(f"{variant}: after is {speedup:.2f}x faster per optimizer step than before")
     if args.sd_size or args.flop_resolution:
