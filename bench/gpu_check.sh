@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # GPU checks for a lent CUDA machine (about 15 minutes of device time in all):
-#   1. the tests marked `gpu`;
+#   1. the tests marked `gpu` (among them fp16 training on CUDA with the authors' defaults: the ddpm chain, the
+#      "authors" lr schedule, diffusers-format checkpoint-N/ and final LoRA loaded by a stock fp16 pipeline);
 #   2. the training-step bench on SD-1.5-sized random UNet/VAE/text encoder and ViT-B/16 backbones,
-#      512 px, fp16, gradient checkpointing, with peak GPU memory per variant (it also prints the
-#      SCoFT+MPC / LDM-only ratio at other contrastive intervals from the same measurements).
+#      512 px, fp16, gradient checkpointing, the default (ddpm) chain sampler, with peak GPU memory per variant
+#      (it also prints the SCoFT+MPC / LDM-only ratio at other contrastive intervals from the same measurements).
 # Results go to $OUT (default var/bench/gpu) as text files. Without CUDA it prints a notice and exits 0.
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -1,117 +1,76 @@
-"""Time per optimizer step of each SCoFT variant, and the amortised SCoFT+MPC / LDM-only cost ratio.
+"""Time and FLOPs per optimizer step of LDM-only and SCoFT+MPC on the real data path, before and after the caches.
 
-    python bench/train_step.py                      # tiny random models, 64 px, CPU (1 thread)
-    python bench/train_step.py --sd-size --device cuda --resolution 512 --mixed-precision fp16 \\
-        --gradient-checkpointing                    # SD-1.5-sized random UNet/VAE/text encoder and ViT-B backbones
+    python bench/train_step.py                                # tiny random models, 64 px, CPU (1 thread)
+    python bench/train_step.py --sd-size --resolution 256     # SD-1.5-shaped random models (slow on CPU)
+    python bench/train_step.py --sd-size --device cuda --mixed-precision fp16 --resolution 512
 
-Each variant runs the training micro-step of ``scoft.train`` (same losses, same chain, same LoRA) on a synthetic
-batch with ``gradient_accumulation_steps`` micro-batches per optimizer step and the chain on one micro-batch in
-``contrastive_interval``. Reported: the median of plain and chain micro-batches, the median optimizer step as run,
-and the amortised optimizer step = accum x ((1 - 1/I) plain + (1/I) chain) + optimizer update.
+Data: a synthetic CCUB folder on disk (``synthesize_ccub`` drawings saved as JPEG photos of ``--photo-size``, and
+``--negatives`` PNG negatives per image at ``--negative-size``), read through ``CCUBDataset`` and the training
+DataLoader exactly as ``scoft train`` reads it. "before" is the path without the savings (the VAE and text encoder
+run on every micro-batch, every micro-batch reads its image and negatives); "after" is the default (cached
+latents and text embeddings, images read only on chain micro-batches, negatives only there for MPC).
+
+Time: the median (``--stat min``: the fastest) plain and chain micro-batch (data loading + losses + backward) and
+optimizer update, amortised per optimizer step = accum x ((1 - 1/I) plain + (1/I) chain) + update
+(I = contrastive_interval).
+FLOPs: ``torch.utils.flop_counter.FlopCounterMode`` over each part of a micro-batch (UNet with LoRA forward +
+backward, no-grad UNet passes, VAE encode/decode, text encoder, backbones) on models built on the meta device,
+composed into the same amortised step; on the tiny models the composition is checked against a count of the real
+``micro_step_losses`` + backward. Floor = FLOPs / the peak matmul FLOP/s measured here (same threads and dtype).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from scoft.config import TrainConfig
-from scoft.features import (
-    Backbones,
-    EmbeddingDistance,
-    ImageEncoder,
-    VGG16Features,
-    VGGDistance,
-    build_backbones,
-    freeze,
-)
-from scoft.train import Models, StepContext, load_models, micro_step_losses, mix_seed, prepare_models, tokenize
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from flops import component_flops, count_real_micro_step, peak_matmul_flops, step_flops  # noqa: E402
+from sd_models import sd_sized_models, vit_b16_backbones  # noqa: E402
 
+from scoft.cache import build_input_cache  # noqa: E402
+from scoft.config import TrainConfig  # noqa: E402
+from scoft.data import CCUBDataset, collate  # noqa: E402
+from scoft.features import build_backbones  # noqa: E402
+from scoft.loading import EpochIndexed, ReadingSampler, StepBatchSampler, is_chain_step, mix_seed, reads_for  # noqa: E402
+from scoft.train import StepContext, load_models, micro_step_losses, prepare_models, tokenize  # noqa: E402
 
-def sd_sized_models(device: torch.device) -> Models:
-    """Random weights in SD-1.5 shapes: UNet (320..1280, cross-attention 768), VAE (128..512), CLIP-L text."""
-    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    from scoft.tiny import write_clip_tokenizer_files
-
-    with tempfile.TemporaryDirectory() as tmp:
-        tokenizer = CLIPTokenizer.from_pretrained(write_clip_tokenizer_files(Path(tmp)), model_max_length=77)
-    with device:
-        text_encoder = CLIPTextModel(
-            CLIPTextConfig(
-                vocab_size=len(tokenizer),
-                hidden_size=768,
-                intermediate_size=3072,
-                num_hidden_layers=12,
-                num_attention_heads=12,
-                max_position_embeddings=77,
-                bos_token_id=tokenizer.bos_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id,
-            )
-        )
-    with device:  # initialise the random weights where they will run
-        unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768, attention_head_dim=8)
-        vae = AutoencoderKL(
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4,
-            block_out_channels=(128, 256, 512, 512),
-            layers_per_block=2,
-            latent_channels=4,
-            sample_size=512,
-        )
-    scheduler = DDPMScheduler(
-        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False
-    )
-    return Models(tokenizer, text_encoder, vae, unet, scheduler)
+__all__ = ["sd_sized_models", "vit_b16_backbones"]
+CLOCKS = {"wall": time.perf_counter, "process": time.process_time}
+STATS = {"median": statistics.median, "min": min}
 
 
-def vit_b16_backbones(config: TrainConfig, device: torch.device, dtype: torch.dtype) -> Backbones:
-    """Random VGG-16 (torchvision widths) and CLIP / DINO ViT-B/16 at 224 px: the cost of the real backbones."""
-    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection, ViTConfig, ViTModel
+def make_ccub_folder(root: Path, n_images: int, photo_size: tuple[int, int], negatives: int, negative_size: int):
+    """A synthetic CCUB folder: JPEG photos (drawings scaled to ``photo_size``) with PNG negatives."""
+    import dataclasses
 
-    from scoft.tiny import vgg16_tiny_state_dict
+    from PIL import Image
 
-    distances = {}
-    needed = config.distances_needed()
-    if "vgg" in needed:
-        vgg = VGG16Features.from_state_dict(vgg16_tiny_state_dict((64, 128, 256, 512, 512)))
-        distances["vgg"] = VGGDistance(freeze(vgg, device, dtype))
-    if "embedding" in needed:
-        vit = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12}
-        with device:
-            clip = CLIPVisionModelWithProjection(
-                CLIPVisionConfig(**vit, image_size=224, patch_size=16, projection_dim=512)
-            )
-            dino = ViTModel(ViTConfig(**vit, image_size=224, patch_size=16), add_pooling_layer=False)
-        encoders = [
-            ImageEncoder(clip, (224, 224), CLIP_MEAN, CLIP_STD),
-            ImageEncoder(dino, (224, 224), IMAGENET_MEAN, IMAGENET_STD),
-        ]
-        distances["embedding"] = freeze(EmbeddingDistance(encoders), device, dtype)
-    return Backbones(distances)
+    from scoft.data import draw_synthetic, synthesize_ccub, write_metadata
 
-
-def synthetic_batch(tokenizer, batch: int, resolution: int, negatives: int, seed: int = 0) -> dict[str, torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
-    return {
-        "pixel_values": torch.rand(batch, 3, resolution, resolution, generator=gen) * 2 - 1,
-        "negative_pixel_values": torch.rand(batch, negatives, 3, resolution, resolution, generator=gen) * 2 - 1,
-        "negative_mask": torch.ones(batch, negatives, dtype=torch.bool),
-        "input_ids": tokenize(tokenizer, ["a photo of a temple in Korea"] * batch),
-        "blip_input_ids": tokenize(tokenizer, ["a photo of a building"] * batch),
-    }
+    records = synthesize_ccub(root, culture="korea", n_images=n_images, resolution=64, seed=0)
+    (root / "negatives").mkdir(exist_ok=True)
+    out = []
+    for i, rec in enumerate(records):
+        photo = Image.open(root / rec.file_name).convert("RGB").resize(photo_size, Image.Resampling.BICUBIC)
+        name = rec.file_name.rsplit(".", 1)[0] + ".jpg"
+        photo.save(root / name, quality=92)
+        paths = []
+        for k in range(negatives):
+            image, _, _ = draw_synthetic("nigeria", i * 10 + k, negative_size, seed=1)
+            rel = f"negatives/{i}_{k}.png"
+            image.save(root / rel)
+            paths.append(rel)
+        out.append(dataclasses.replace(rec, file_name=name, negative_imgpath=tuple(paths)))
+    write_metadata(root, out)
+    return root
 
 
 def _sync(device: torch.device) -> None:
@@ -119,13 +78,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-CLOCKS = {"wall": time.perf_counter, "process": time.process_time}
-
-
-def bench_variant(args: argparse.Namespace, variant: str, device: torch.device) -> dict[str, float]:
-    from accelerate import Accelerator
-
-    config = TrainConfig(
+def bench_config(args: argparse.Namespace, variant: str, cached: bool) -> TrainConfig:
+    return TrainConfig(
         variant=variant,
         resolution=args.resolution,
         train_batch_size=args.batch,
@@ -134,40 +88,65 @@ def bench_variant(args: argparse.Namespace, variant: str, device: torch.device) 
         gradient_accumulation_steps=args.accum,
         contrastive_interval=args.interval,
         chain_length=args.chain_length,
+        max_negatives=args.negatives,
+        cache_latents=cached,
+        cache_text_embeddings=cached,
+        embedding_backend="local",  # tiny CLIP/DINO folders, or ViT-B/16 stand-ins of DreamSim's cost
     )
-    accelerator = Accelerator(mixed_precision=args.mixed_precision, cpu=device.type == "cpu")
-    weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(args.mixed_precision, torch.float32)
+
+
+def build_models(args: argparse.Namespace, config: TrainConfig, device: torch.device, dtype: torch.dtype):
     torch.manual_seed(0)
     models = sd_sized_models(device) if args.sd_size else load_models(args.models / "sd")
-    params = prepare_models(models, config, device, weight_dtype)
+    params = prepare_models(models, config, device, dtype)
     if args.sd_size:
-        backbones = vit_b16_backbones(config, device, weight_dtype)
+        backbones = vit_b16_backbones(config, device, dtype)
     else:
-        backbones = build_backbones(config, args.models / "backbone", device, weight_dtype)
+        backbones = build_backbones(config, args.models / "backbone", device, dtype)
+    return models, params, backbones
+
+
+def time_variant(args: argparse.Namespace, variant: str, cached: bool, device: torch.device) -> dict[str, float]:
+    from accelerate import Accelerator
+
+    config = bench_config(args, variant, cached)
+    accelerator = Accelerator(mixed_precision=args.mixed_precision, cpu=device.type == "cpu")
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(args.mixed_precision, torch.float32)
+    models, params, backbones = build_models(args, config, device, dtype)
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.adam_weight_decay)
     unet, optimizer = accelerator.prepare(models.unet, optimizer)
+    clock = CLOCKS[args.clock]
+    dataset = CCUBDataset(
+        args.data,
+        resolution=config.resolution,
+        tokenizer=None if cached else models.tokenizer,
+        max_negatives=config.max_negatives if config.uses_negatives else 0,
+        seed=config.seed,
+    )
+    t0 = clock()
+    cache = build_input_cache(
+        models, dataset, device, dtype, latents=cached, texts=cached, blip=config.uses_memorization, progress=False
+    )
+    _sync(device)
+    cache_s = clock() - t0
     with torch.no_grad():
         null = models.text_encoder(tokenize(models.tokenizer, [""]).to(device))[0]
-    ctx = StepContext(config, models, unet, accelerator.unwrap_model(unet), null, backbones, weight_dtype, device)
-    batch = synthetic_batch(models.tokenizer, args.batch, args.resolution, args.negatives)
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-
+    ctx = StepContext(config, models, unet, accelerator.unwrap_model(unet), null, backbones, dtype, device, cache)
+    accum = args.accum
+    total_micro = (args.warmup + args.steps) * accum
+    steps = StepBatchSampler(len(dataset), config.train_batch_size, config.seed, 0, total_micro)
+    sampler = ReadingSampler(steps, reads_for(config, cache.has_latents, lazy=cached))
+    loader = iter(torch.utils.data.DataLoader(EpochIndexed(dataset), batch_sampler=sampler, collate_fn=collate))
     plain: list[float] = []
     chain: list[float] = []
     update: list[float] = []
-    steps: list[float] = []
-    accum = args.accum
-    clock = CLOCKS[args.clock]
-    total_micro = (args.warmup + args.steps) * accum
-    step_start = clock()
     for micro in range(total_micro):
         timed = micro >= args.warmup * accum
-        is_chain = config.uses_chain and micro % config.contrastive_interval == 0
-        gen = torch.Generator().manual_seed(mix_seed(config.seed, micro, 0))
+        is_chain = is_chain_step(config, micro)
         _sync(device)
         t0 = clock()
+        batch = next(loader)
+        gen = torch.Generator().manual_seed(mix_seed(config.seed, micro, 0))
         with accelerator.autocast():
             terms = micro_step_losses(ctx, batch, gen, is_chain)
         accelerator.backward(terms["loss"] / accum)
@@ -180,27 +159,58 @@ def bench_variant(args: argparse.Namespace, variant: str, device: torch.device) 
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             _sync(device)
-            t2 = clock()
             if timed:
-                update.append(t2 - t1)
-                steps.append(t2 - step_start)
-            step_start = clock()
-    plain_med = statistics.median(plain)
-    chain_med = statistics.median(chain) if chain else plain_med
+                update.append(clock() - t1)
+    stat = STATS[args.stat]
+    plain_med = stat(plain)
+    chain_med = stat(chain) if chain else plain_med
     share = 1 / config.contrastive_interval if config.uses_chain else 0.0
-    result = {
-        "plain_micro_s": plain_med,
-        "chain_micro_s": chain_med if chain else float("nan"),
-        "median_step_s": statistics.median(steps),
-        "amortised_step_s": accum * ((1 - share) * plain_med + share * chain_med) + statistics.median(update),
-        "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan"),
-        "update_s": statistics.median(update),
-    }
     accelerator.free_memory()
-    del ctx, unet, optimizer, models, backbones
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-    return result
+    return {
+        "plain_s": plain_med,
+        "chain_s": chain_med if chain else float("nan"),
+        "update_s": stat(update),
+        "step_s": accum * ((1 - share) * plain_med + share * chain_med) + stat(update),
+        "cache_s": cache_s,
+    }
+
+
+def flop_table(args: argparse.Namespace) -> dict[tuple[str, bool], dict[str, float]]:
+    """FLOPs per plain / chain micro-batch and per optimizer step, counted on meta-device models."""
+    meta = torch.device("meta")
+    table = {}
+    for variant in args.variants:
+        config = bench_config(args, variant, True)
+        if args.sd_size:
+            models = sd_sized_models(meta)
+            prepare_models(models, config, meta, torch.float32)
+            backbones = vit_b16_backbones(config, meta, torch.float32)
+        else:
+            models, _, backbones = build_models(args, config, torch.device("cpu"), torch.float32)
+        parts = component_flops(models, backbones, config, meta if args.sd_size else torch.device("cpu"))
+        for cached in (False, True):
+            table[(variant, cached)] = step_flops(parts, bench_config(args, variant, cached))
+    return table
+
+
+def composition_check(args: argparse.Namespace) -> str:
+    """Composed FLOPs vs a count of the real micro-step (tiny models only: the real step runs)."""
+    lines = []
+    for variant in args.variants:
+        for cached in (False, True):
+            config = bench_config(args, variant, cached)
+            models, _, backbones = build_models(args, config, torch.device("cpu"), torch.float32)
+            parts = component_flops(models, backbones, config, torch.device("cpu"))
+            composed = step_flops(parts, config)
+            real = count_real_micro_step(models, backbones, config, args.data)
+            for kind in ("plain", "chain"):
+                if kind in real:
+                    ok = "ok" if real[kind] == composed[kind] else "MISMATCH"
+                    lines.append(
+                        f"{variant}/{'after' if cached else 'before'} {kind}: real {real[kind]:.4g}, "
+                        f"composed {composed[kind]:.4g} {ok}"
+                    )
+    return "; ".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -209,63 +219,85 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sd-size", action="store_true", help="SD-1.5-sized random models instead of the tiny ones")
     p.add_argument("--device", default="cpu")
     p.add_argument("--resolution", type=int, default=None, help="default 64 (tiny) or 512 (--sd-size)")
+    p.add_argument("--flop-resolution", type=int, default=512, help="resolution of the SD-1.5 FLOP table")
     p.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], default="no")
     p.add_argument("--gradient-checkpointing", action="store_true")
     p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--images", type=int, default=8, help="synthetic CCUB images on disk")
+    p.add_argument("--photo-size", type=int, nargs=2, default=(1024, 768), help="JPEG photo size (w h)")
     p.add_argument("--negatives", type=int, default=3)
+    p.add_argument("--negative-size", type=int, default=512)
     p.add_argument("--accum", type=int, default=TrainConfig().gradient_accumulation_steps)
     p.add_argument("--interval", type=int, default=TrainConfig().contrastive_interval)
     p.add_argument("--chain-length", type=int, default=TrainConfig().chain_length)
+    p.add_argument("--clock", choices=sorted(CLOCKS), help="default: process (CPU time, robust on a shared CPU)")
     p.add_argument(
-        "--clock",
-        choices=sorted(CLOCKS),
-        help="'process' (CPU time of this process: robust on a shared CPU) or 'wall'; default: wall on CUDA",
+        "--stat", choices=sorted(STATS), default="median", help="min: robust to a busy shared CPU (noise only adds)"
     )
-    p.add_argument("--steps", type=int, default=10, help="timed optimizer steps per variant")
-    p.add_argument("--warmup", type=int, default=1, help="untimed optimizer steps per variant")
-    p.add_argument("--variants", nargs="+", default=["ldm", "m", "mp", "mpc"], choices=["ldm", "m", "mp", "mpc"])
+    p.add_argument("--steps", type=int, default=5, help="timed optimizer steps per variant and mode")
+    p.add_argument("--warmup", type=int, default=1, help="untimed optimizer steps per variant and mode")
+    p.add_argument("--variants", nargs="+", default=["ldm", "mpc"], choices=["ldm", "m", "mp", "mpc"])
+    p.add_argument("--paths", nargs="+", default=["before", "after"], choices=["before", "after"])
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--no-timing", action="store_true", help="FLOP table only")
     args = p.parse_args(argv)
+    from scoft.quiet import quiet_third_party
+
+    quiet_third_party()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     args.clock = args.clock or ("wall" if device.type == "cuda" else "process")
     args.resolution = args.resolution or (512 if args.sd_size else 64)
+    work = Path(tempfile.mkdtemp(prefix="scoft-bench-"))
     if not args.sd_size:
         from scoft.tiny import build_tiny
 
-        if args.models is None:
-            args.models = Path(tempfile.mkdtemp(prefix="scoft-bench-"))
+        args.models = args.models or work / "models"
         build_tiny(args.models, parts=("sd", "backbone"))
+    args.data = make_ccub_folder(work / "data", args.images, tuple(args.photo_size), args.negatives, args.negative_size)
 
-    label = "SD-1.5-sized" if args.sd_size else "tiny"
+    label = "SD-1.5-shaped" if args.sd_size else "tiny"
     print(
         f"# {label} models, {args.resolution} px, batch {args.batch}, {args.negatives} negatives, device {device}, "
-        f"mixed precision {args.mixed_precision}, gradient checkpointing {args.gradient_checkpointing}, "
-        f"accumulation {args.accum}, chain of {args.chain_length} every {args.interval} micro-batches, "
-        f"{args.steps} timed steps, {args.clock} clock"
+        f"mixed precision {args.mixed_precision}, accumulation {args.accum}, chain of {args.chain_length} every "
+        f"{args.interval} micro-batches, {args.images} JPEG photos {args.photo_size[0]}x{args.photo_size[1]} on disk, "
+        f"{args.steps} timed steps, {args.clock} clock, {args.stat} of the micro-batches, {args.threads} thread(s)"
     )
-    results = {v: bench_variant(args, v, device) for v in args.variants}
-    header = f"{'variant':<8}{'plain micro s':>14}{'chain micro s':>14}{'median step s':>15}{'amortised s':>13}"
-    header += f"{'x ldm':>8}{'peak GiB':>10}"
-    print(header)
-    base = results.get("ldm", {}).get("amortised_step_s")
-    for variant, r in results.items():
-        ratio = r["amortised_step_s"] / base if base else float("nan")
-        print(
-            f"{variant:<8}{r['plain_micro_s']:>14.4f}{r['chain_micro_s']:>14.4f}{r['median_step_s']:>15.4f}"
-            f"{r['amortised_step_s']:>13.4f}{ratio:>8.2f}{r['peak_gib']:>10.2f}"
-        )
-    if base and "mpc" in results:
-        ratio = results["mpc"]["amortised_step_s"] / base
-        verdict = "meets" if ratio <= 1.5 else "misses"
-        print(f"SCoFT+MPC / LDM-only, amortised per optimizer step: {ratio:.2f}x ({verdict} the 1.5x target)")
-        mpc = results["mpc"]
-        cells = []
-        for interval in (10, 20, 40, 80):
-            share = 1 / interval
-            micro = (1 - share) * mpc["plain_micro_s"] + share * mpc["chain_micro_s"]
-            cells.append(f"{interval}: {(args.accum * micro + mpc['update_s']) / base:.2f}x")
-        print("same measurements, other contrastive_interval values: " + ", ".join(cells))
+    peak = peak_matmul_flops(device, torch.float16 if args.mixed_precision == "fp16" else torch.float32)
+    print(f"peak matmul: {peak / 1e9:.1f} GFLOP/s")
+    flops = flop_table(args)
+    if not args.sd_size:
+        print(f"FLOP composition check: {composition_check(args)}")
+    if not args.no_timing:
+        header = f"{'variant':<8}{'path':<8}{'plain s':>10}{'chain s':>10}{'update s':>10}{'step s':>10}"
+        header += f"{'GFLOP/step':>12}{'floor s':>10}{'time/floor':>11}{'cache s':>9}"
+        print(header)
+        times = {}
+        paths = [path == "after" for path in args.paths]
+        for variant in args.variants:
+            for cached in paths:
+                r = times[(variant, cached)] = time_variant(args, variant, cached, device)
+                f = flops[(variant, cached)]["step"]
+                print(
+                    f"{variant:<8}{'after' if cached else 'before':<8}{r['plain_s']:>10.4f}{r['chain_s']:>10.4f}"
+                    f"{r['update_s']:>10.4f}{r['step_s']:>10.4f}{f / 1e9:>12.3f}{f / peak:>10.4f}"
+                    f"{r['step_s'] / (f / peak):>11.2f}{r['cache_s']:>9.3f}",
+                    flush=True,
+                )
+        for variant in args.variants if len(paths) == 2 else ():
+            speedup = times[(variant, False)]["step_s"] / times[(variant, True)]["step_s"]
+            print(f"{variant}: after is {speedup:.2f}x faster per optimizer step than before")
+    if args.sd_size or args.flop_resolution:
+        args_sd = argparse.Namespace(**{**vars(args), "sd_size": True, "resolution": args.flop_resolution})
+        table = flops if args.sd_size and args.resolution == args.flop_resolution else flop_table(args_sd)
+        print(f"# SD-1.5-shaped FLOPs per optimizer step at {args.flop_resolution} px (meta device), this setup")
+        print(f"{'variant':<8}{'path':<8}{'plain GFLOP':>13}{'chain GFLOP':>13}{'step GFLOP':>12}{'floor s here':>14}")
+        for (variant, cached), f in table.items():
+            chain = f.get("chain", float("nan"))
+            print(
+                f"{variant:<8}{'after' if cached else 'before':<8}{f['plain'] / 1e9:>13.1f}{chain / 1e9:>13.1f}"
+                f"{f['step'] / 1e9:>12.1f}{f['step'] / peak:>14.2f}"
+            )
     return 0
 
 

@@ -15,9 +15,14 @@ VARIANTS: tuple[str, ...] = ("ldm", "m", "mp", "mpc")
 class TrainConfig(BaseModel):
     """Every weight, interval and optimiser setting of a SCoFT LoRA run.
 
-    Loss per micro-batch, by variant (the authors' code: 0.7 L_LDM + 0.3 L_M + 0.05 L_C + 0.01 L_vgg):
-    ``ldm``: L_LDM (weight 1, plain LoRA fine-tuning); ``m``: ``weight_ldm`` L_LDM + ``weight_memorization`` L_M;
-    ``mp``: + ``weight_perceptual`` L_P on chain micro-batches; ``mpc``: + ``weight_contrastive`` L_C there too.
+    Loss per micro-batch, by variant, as the authors' code builds them (0.7 L_LDM + 0.3 L_M + 0.05 L_C + 0.01 L_vgg):
+
+    - ``ldm``: L_LDM (weight 1, plain LoRA fine-tuning);
+    - ``m``: ``weight_ldm`` L_LDM + ``weight_memorization`` L_M;
+    - ``mp``: as ``m``, plus on chain micro-batches ``weight_contrastive`` D(x_hat, x+) (term ``c``: the contrastive
+      backbone's pull toward the positive, the authors' ``--onlypositive``) + ``weight_perceptual`` L_vgg (term ``p``);
+    - ``mpc``: as ``mp``, with term ``c`` the full contrastive loss D(x_hat, x+) - mean_k D(x_hat, x-_k)
+      (or its triplet form).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -43,7 +48,11 @@ class TrainConfig(BaseModel):
     adam_beta2: float = 0.999
     adam_weight_decay: float = 1e-2
     adam_epsilon: float = 1e-8
-    lr_scheduler: str = "cosine"
+    lr_schedule: Literal["authors", "cosine", "constant"] = Field(
+        "authors",
+        description="'authors': cosine built over max_train_steps x gradient_accumulation_steps, stepped per optimizer "
+        "step (ends at ~0.85 lr with 4 accumulation steps); 'cosine': to zero over the run; 'constant'",
+    )
     lr_warmup_steps: int = Field(0, ge=0)
     max_grad_norm: float = Field(1.0, gt=0)
     mixed_precision: Literal["no", "fp16", "bf16"] = "fp16"
@@ -69,6 +78,9 @@ class TrainConfig(BaseModel):
     chain_length: int = Field(20, ge=1, description="timesteps from t down to 0")
     guidance_scale: float = 4.5
     grad_step: Literal["first", "random", "last"] = "first"
+    chain_sampler: Literal["ddpm", "ddim"] = Field(
+        "ddpm", description="'ddpm': DDPMScheduler.step posterior (noise for t > 0, seeded per step); 'ddim'"
+    )
     chain_half_precision: bool = Field(True, description="no-grad chain steps in fp16 on CUDA")
     contrastive_form: Literal["difference", "triplet"] = "difference"
     margin: float = Field(0.0, ge=0)
@@ -76,8 +88,24 @@ class TrainConfig(BaseModel):
     # backbones: which distance each term uses
     perceptual_distance: Literal["vgg", "embedding"] = "vgg"
     contrastive_distance: Literal["vgg", "embedding"] = "embedding"
-    embedding_backend: Literal["local", "dreamsim"] = Field(
-        "local", description="'local': CLIP + DINO folders via transformers; 'dreamsim': the dreamsim package"
+    embedding_backend: Literal["dreamsim", "local"] = Field(
+        "dreamsim",
+        description="'dreamsim' (the authors' backbone): the dreamsim package with weights in BACKBONE/dreamsim/; "
+        "'local': 1 - cosine of concatenated CLIP + DINO embeddings from BACKBONE/clip/ and BACKBONE/dino/",
+    )
+
+    # exact savings (scoft.cache): encode each image (both flips) and caption once
+    cache_latents: bool = Field(True, description="cache VAE posteriors; applies under center_crop only")
+    cache_text_embeddings: bool = True
+
+    # watching a run: validation grids and trackers (train_log.csv is always written)
+    validation_steps: int = Field(500, ge=0, description="a validation grid every N optimizer steps; 0: never")
+    validation_prompts: tuple[str, ...] = Field((), description="empty: the first training record's caption")
+    validation_seeds: tuple[int, ...] = (0, 1)
+    validation_inference_steps: int = Field(25, ge=1)
+    validation_guidance_scale: float = 4.5
+    report_to: Literal["auto", "tensorboard", "none"] = Field(
+        "auto", description="'auto': TensorBoard when it is installed"
     )
 
     @model_validator(mode="after")
@@ -96,6 +124,11 @@ class TrainConfig(BaseModel):
 
     @property
     def uses_contrastive(self) -> bool:
+        """Term ``c`` (the contrastive backbone): positive-only in ``mp``, against the negatives in ``mpc``."""
+        return self.variant in ("mp", "mpc")
+
+    @property
+    def uses_negatives(self) -> bool:
         return self.variant == "mpc"
 
     @property

@@ -27,9 +27,10 @@ TRAIN_SETTINGS: dict[str, Any] = {
     "lora_rank": 4,
     "lora_alpha": 4,
     "learning_rate": 5e-3,
-    "lr_scheduler": "constant",
+    "lr_schedule": "constant",
     "chain_length": 3,
     "contrastive_interval": 3,
+    "embedding_backend": "local",  # the tiny models have CLIP/DINO folders, not DreamSim weights
 }
 
 
@@ -127,8 +128,14 @@ def run_demo(
             continue
         print(f"      {culture} / {variant} -> {folder}", flush=True)
         config = TrainConfig(**TRAIN_SETTINGS, variant=variant, max_train_steps=train_steps, seed=design.seed)
-        train(
-            config, models["sd"], data_root / culture, folder, backbone_dir=models["backbone"], show_progress=progress
+        train(  # a folder without its LoRA is an interrupted earlier run: start it over
+            config,
+            models["sd"],
+            data_root / culture,
+            folder,
+            backbone_dir=models["backbone"],
+            show_progress=progress,
+            overwrite=True,
         )
     done()
 
@@ -155,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from scoft.quiet import quiet_third_party
+
+    quiet_third_party()
     import torch
 
     from scoft.sample import SampleError

@@ -6,8 +6,10 @@ so features of the positive and the negatives are computed once and compared wit
 
 - ``VGG16Features`` + ``lpips_style_distance``: VGG-16 in plain torch with torchvision's layer numbering; the
   "LPIPS-style" distance with no learned weights.
-- ``EmbeddingDistance``: DreamSim-like, 1 - cosine of the concatenated normalised CLIP and DINO embeddings.
-- ``DreamSimDistance``: the ``dreamsim`` package, when installed.
+- ``DreamSimDistance`` (``embedding_backend = "dreamsim"``, the default): the ``dreamsim`` package (an optional
+  extra) with weights from a local folder.
+- ``EmbeddingDistance`` (``embedding_backend = "local"``, the named fallback): DreamSim-like, 1 - cosine of the
+  concatenated normalised CLIP and DINO embeddings from local transformers folders (no DreamSim fine-tuning).
 """
 
 from __future__ import annotations
@@ -241,21 +243,75 @@ class EmbeddingDistance(nn.Module):
         return self.compare(self.embed(x), self.embed(y))
 
 
-class DreamSimDistance:
-    """The ``dreamsim`` package's model (optional dependency; weights from its local ``cache_dir``)."""
+DREAMSIM_VERSION = "0.2.1"
+DREAMSIM_SIZE = 224
+# what dreamsim(pretrained=True, dreamsim_type="ensemble", cache_dir=DIR) reads, so it never downloads: the files of
+# its ensemble checkpoint zip, and torch.hub's cache of the DINO ViT-B/16 code and weights (it sets the hub dir to DIR)
+DREAMSIM_FILES: tuple[str, ...] = (
+    "dino_vitb16_pretrain.pth",
+    "clip_vitb16_pretrain.pth.tar",
+    "open_clip_vitb16_pretrain.pth.tar",
+    "ensemble_lora/adapter_config.json",
+    "facebookresearch_dino_main/hubconf.py",
+    "checkpoints/dino_vitbase16_pretrain.pth",
+)
+DREAMSIM_ADAPTER_WEIGHTS = ("ensemble_lora/adapter_model.safetensors", "ensemble_lora/adapter_model.bin")
 
-    def __init__(self, cache_dir: str | Path, device: torch.device | str = "cpu") -> None:
+
+class BackboneError(ValueError):
+    """A backbone that cannot be built from what is installed and in the backbone folder (one-line message)."""
+
+
+def missing_dreamsim_files(folder: Path) -> list[str]:
+    missing = [name for name in DREAMSIM_FILES if not (folder / name).is_file()]
+    if not any((folder / name).is_file() for name in DREAMSIM_ADAPTER_WEIGHTS):
+        missing.append(" or ".join(DREAMSIM_ADAPTER_WEIGHTS))
+    return missing
+
+
+def _import_dreamsim() -> Any:
+    from dreamsim import dreamsim
+
+    return dreamsim
+
+
+class DreamSimDistance:
+    """The ``dreamsim`` package's ensemble (DINO + CLIP + OpenCLIP ViT-B/16), the authors' contrastive backbone.
+
+    Weights come only from ``folder`` (checked before the package is asked for them, so it never downloads). Images
+    in [-1, 1] are mapped to [0, 1] and resized to 224 x 224 (bicubic, antialiased; differentiable), as DreamSim's
+    own preprocessing expects; the distance is 1 - cosine of the embeddings.
+    """
+
+    def __init__(self, folder: str | Path, device: torch.device | str = "cpu") -> None:
+        folder = Path(folder)
         try:
-            from dreamsim import dreamsim
+            dreamsim = _import_dreamsim()
         except ImportError as exc:
-            msg = "embedding_backend = 'dreamsim' needs the dreamsim package (pip install dreamsim)"
-            raise ImportError(msg) from exc
-        self.model, _ = dreamsim(pretrained=True, cache_dir=str(cache_dir), device=str(device))
+            raise BackboneError(
+                f"embedding_backend = 'dreamsim' needs the dreamsim package (import failed: {exc}): install "
+                f"dreamsim=={DREAMSIM_VERSION} (MIT; it needs torchvision, open-clip-torch and timm, so install a "
+                "torchvision build that matches your torch first), e.g. pip install -c constraints.txt -e "
+                "'.[dreamsim]'; or set embedding_backend = 'local' for the CLIP + DINO fallback"
+            ) from None
+        missing = missing_dreamsim_files(folder)
+        if missing:
+            raise BackboneError(
+                f"embedding_backend = 'dreamsim' needs its weights in {folder}: missing {', '.join(missing)} "
+                f"(unzip dreamsim {DREAMSIM_VERSION}'s dreamsim_ensemble_checkpoint.zip there, and copy torch.hub's "
+                "facebookresearch_dino_main/ and checkpoints/dino_vitbase16_pretrain.pth from a hub cache)"
+            )
+        self.model, _ = dreamsim(
+            pretrained=True, device=str(device), cache_dir=str(folder), normalize_embeds=True, dreamsim_type="ensemble"
+        )
         freeze(self.model, device, torch.float32)
 
     def features(self, images: Tensor) -> Tensor:
-        x = F.interpolate(((images + 1) / 2).float(), size=(224, 224), mode="bicubic", antialias=True)
-        return F.normalize(self.model.embed(x), dim=-1)
+        x = (images.float() + 1) / 2
+        if tuple(x.shape[-2:]) != (DREAMSIM_SIZE, DREAMSIM_SIZE):
+            size = (DREAMSIM_SIZE, DREAMSIM_SIZE)
+            x = F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True)
+        return F.normalize(self.model.embed(x).float(), dim=-1)
 
     def compare(self, fa: Tensor, fb: Tensor) -> Tensor:
         return 1 - (fa * fb).sum(dim=-1)
@@ -305,7 +361,9 @@ def build_backbones(
         else:
             clip_dir, dino_dir = root / "clip", root / "dino"
             if not clip_dir.is_dir() and not dino_dir.is_dir():
-                raise FileNotFoundError(f"no clip/ or dino/ folder in {root} for the embedding distance")
+                raise FileNotFoundError(
+                    f"no clip/ or dino/ folder in {root} for embedding_backend = 'local' (the CLIP + DINO fallback)"
+                )
             distances["embedding"] = EmbeddingDistance.from_folders(
                 clip_dir if clip_dir.is_dir() else None, dino_dir if dino_dir.is_dir() else None, device, dtype
             )

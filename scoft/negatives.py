@@ -1,6 +1,7 @@
 """``python -m scoft negatives``: the guided negative set of a CCUB folder.
 
-For every image of ``DATA/metadata.jsonl``: a depth map from a local transformers depth model, then K images from the
+For every image of ``DATA/metadata.jsonl``: the square training sees (shorter side resized, centre crop: the crop
+``scoft train`` uses), a depth map of it from a local transformers depth model, then K images from the
 frozen base model steered by a ControlNet-depth and prompted with the image's caption: the base model's own rendering
 of the same layout. They are written to ``DATA/negatives/{stem}_{k}.png`` and listed in the record's
 ``negative_imgpath``. Each negative has its own generator, seeded from (seed, file name, k), so which images were
@@ -17,7 +18,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from scoft.data import Record, read_metadata, resolve_path, write_metadata
+from scoft.images import training_crop
+from scoft.records import Record, read_metadata, resolve_path, write_metadata
 
 if TYPE_CHECKING:
     import torch
@@ -82,6 +84,26 @@ def plan(
     return updated, jobs
 
 
+def check_model_folders(base: str | Path, controlnet: str | Path, depth: str | Path) -> None:
+    """One-line errors for a missing or wrong model folder, before anything loads."""
+    from scoft.checks import CheckError, check_folder, check_model_folder, weight_files
+
+    for name, path in (("base", base), ("controlnet", controlnet), ("depth", depth)):
+        check_folder(path, f"--{name}")
+    check_model_folder(base)
+    net = Path(controlnet)
+    if not (net / "config.json").is_file() or not weight_files(net, ("diffusion_pytorch_model",), None):
+        raise CheckError(f"--controlnet {net} is not a ControlNet folder (config.json and diffusion_pytorch_model.*)")
+    dep = Path(depth)
+    if not (dep / "config.json").is_file() or not (dep / "preprocessor_config.json").is_file():
+        raise CheckError(
+            f"--depth {dep} is not a depth-estimation model folder (transformers layout: config.json and "
+            "preprocessor_config.json)"
+        )
+    if "depth" not in (dep / "config.json").read_text(encoding="utf-8", errors="replace").lower():
+        raise CheckError(f"--depth {dep}: its config.json names no depth-estimation model (e.g. DPT, Depth-Anything)")
+
+
 def depth_to_control(depth: torch.Tensor, size: tuple[int, int]) -> Image.Image:
     """A depth map (H, W) resized to ``size`` (width, height), scaled to 0..255 per image, as a 3-channel image."""
     import numpy as np
@@ -120,9 +142,9 @@ def load_controlnet_pipeline(base: str | Path, controlnet: str | Path, device: t
     from diffusers import ControlNetModel, DPMSolverMultistepScheduler, StableDiffusionControlNetPipeline
 
     dtype = torch.float16 if device.type == "cuda" else torch.float32
-    net = ControlNetModel.from_pretrained(controlnet, torch_dtype=dtype)
+    net = ControlNetModel.from_pretrained(controlnet, dtype=dtype)
     pipe = StableDiffusionControlNetPipeline.from_pretrained(
-        base, controlnet=net, torch_dtype=dtype, safety_checker=None, requires_safety_checker=False
+        base, controlnet=net, dtype=dtype, safety_checker=None, requires_safety_checker=False
     )
     pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
@@ -157,9 +179,7 @@ def make_negatives(
     if prompt_field not in ("text", "blip_text"):
         raise ValueError("--prompt-field must be text or blip_text")
     data_dir = Path(data_dir)
-    for name, path in (("base", base), ("controlnet", controlnet), ("depth", depth)):
-        if not Path(path).is_dir():
-            raise FileNotFoundError(f"--{name} folder not found: {path}")
+    check_model_folders(base, controlnet, depth)
     records = read_metadata(data_dir)
     missing = [r.file_name for r in records if not resolve_path(data_dir, r.file_name).is_file()]
     if missing:
@@ -181,7 +201,7 @@ def make_negatives(
         for job in chunk:
             if job.index not in controls:
                 with Image.open(resolve_path(data_dir, records[job.index].file_name)) as im:
-                    controls[job.index] = estimator.control_image(im, size)
+                    controls[job.index] = estimator.control_image(training_crop(im, size[0]), size)
         with torch.inference_mode():
             images = pipe(
                 prompt=[j.prompt for j in chunk],

@@ -93,6 +93,46 @@ def lora_file(path: str | Path) -> Path:
     return path if path.suffix == ".safetensors" else path / LORA_WEIGHT_NAME
 
 
+def unattached_message(path: Path) -> str:
+    return (
+        f"LoRA file {path} attaches no adapter to the UNet (keys are not diffusers 'unet.' keys); "
+        "convert it with `python -m scoft export-lora --checkpoint DIR --out FILE`"
+    )
+
+
+def unattached_loras(work: Sequence[WorkItem]) -> list[Path]:
+    """LoRA files whose keys name no UNet module the way diffusers' loaders look for them (e.g. peft-keyed files)."""
+    from safetensors import safe_open
+
+    from scoft.checkpoint import is_unet_keyed
+
+    bad = []
+    for lora in sorted({w.lora for w in work if w.lora is not None}):
+        path = lora_file(lora)
+        with safe_open(str(path), "pt") as fh:
+            if not is_unet_keyed(list(fh.keys())):
+                bad.append(path)
+    return bad
+
+
+@contextlib.contextmanager
+def _without_text_encoder_notice() -> Iterator[None]:
+    """Drop diffusers' "No LoRA keys associated to CLIPTextModel" notice (a UNet-only LoRA is the norm here)."""
+    import logging
+
+    def keep(record: logging.LogRecord) -> bool:
+        return "No LoRA keys associated to CLIPTextModel" not in record.getMessage()
+
+    loggers = [logging.getLogger(n) for n in ("diffusers.loaders.lora_base", "diffusers.loaders.peft")]
+    for logger in loggers:
+        logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(keep)
+
+
 def missing_paths(work: Sequence[WorkItem]) -> list[str]:
     """Every base pipeline folder and LoRA file the work needs that does not exist, each named once."""
     problems: list[str] = []
@@ -325,15 +365,17 @@ class Sampler:
                 self.pipe.unload_lora_weights()
                 self.lora = None
             if lora is not None:
-                from diffusers.utils import logging as diffusers_logging
-
                 path = lora_file(lora)
-                level = diffusers_logging.get_verbosity()
-                diffusers_logging.set_verbosity_error()  # a UNet-only LoRA is normal: no text-encoder notice
                 try:
-                    self.pipe.load_lora_weights(str(path.parent), weight_name=path.name)
-                finally:
-                    diffusers_logging.set_verbosity(level)
+                    with _without_text_encoder_notice():  # a UNet-only LoRA is normal; every other warning shows
+                        self.pipe.load_lora_weights(str(path.parent), weight_name=path.name)
+                except (ValueError, KeyError, IndexError, RuntimeError) as exc:
+                    self.pipe.unload_lora_weights()
+                    detail = " ".join(str(exc).split())[:300]
+                    raise SampleError(f"LoRA file {path} could not be loaded: {type(exc).__name__}: {detail}") from None
+                if not self.pipe.get_list_adapters().get("unet"):
+                    self.pipe.unload_lora_weights()
+                    raise SampleError(unattached_message(path))
                 if self.exact:
                     make_batch_invariant(self.pipe.unet)  # the adapter's own layers too
                 self.lora = lora
@@ -436,6 +478,10 @@ def run(
     problems = missing_paths(work)
     if problems:
         raise SampleError(f"{len(problems)} missing checkpoint path(s), nothing sampled:\n  " + "\n  ".join(problems))
+    unattached = unattached_loras(work)
+    if unattached:
+        more = f" (and {len(unattached) - 1} more)" if len(unattached) > 1 else ""
+        raise SampleError(unattached_message(unattached[0]) + more)
     lora_hashes = {lora: sha256_file(lora_file(lora)) for lora in {w.lora for w in work if w.lora is not None}}
 
     state = PartialState()

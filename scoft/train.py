@@ -7,14 +7,12 @@ losses of the uninterrupted run.
 
 from __future__ import annotations
 
-import argparse
 import csv
-import hashlib
 import json
 import math
 import shutil
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +20,15 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
-from scoft.config import VARIANTS, TrainConfig, dump_config, load_config
-from scoft.denoise import decode_latents, denoise_chain
+from scoft.cache import InputCache, batch_inputs, build_input_cache
+from scoft.checkpoint import register_lora_hooks
+from scoft.config import TrainConfig, dump_config
+from scoft.denoise import ddpm_clip_range, decode_latents, denoise_chain
 from scoft.features import Backbones, build_backbones
-from scoft.lora import LORA_WEIGHT_NAME, add_lora, lora_state_dict, save_lora, set_lora_state_dict
+from scoft.loading import EpochIndexed, ReadingSampler, StepBatchSampler, is_chain_step, reads_for
+from scoft.lora import LORA_WEIGHT_NAME, add_lora, save_lora
 from scoft.losses import (
     loss_contrastive,
     loss_ldm,
@@ -36,61 +37,12 @@ from scoft.losses import (
     sample_timesteps,
     total_loss,
 )
+from scoft.schedule import build_lr_scheduler
+from scoft.seeds import mix_seed
 
 LOG_COLUMNS = ("step", "loss", "loss_ldm", "loss_m", "loss_p", "loss_c", "lr")
 TERMS = ("loss", "ldm", "m", "p", "c")
-CHECKPOINT_LORA = "lora_state.safetensors"
 STEP_FILE = "step.json"
-
-
-def mix_seed(*parts: int) -> int:
-    """A 63-bit seed derived from integers (stable across runs, machines and processes)."""
-    digest = hashlib.sha256(",".join(str(int(p)) for p in parts).encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
-
-
-class EpochIndexed(torch.utils.data.Dataset):
-    """Items addressed by (epoch, index), so the dataset's per-epoch augmentation is exact in worker processes too."""
-
-    def __init__(self, dataset: Any) -> None:
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
-        epoch, index = key
-        self.dataset.set_epoch(epoch)
-        return self.dataset[index]
-
-
-class StepBatchSampler(Sampler[list[tuple[int, int]]]):
-    """Index lists for micro-batches ``start .. stop-1``: each epoch a permutation seeded by (seed, epoch), split
-    into global batches of ``batch_size * num_processes`` (the remainder is dropped); this process takes its slice."""
-
-    def __init__(
-        self, n: int, batch_size: int, seed: int, start: int, stop: int, num_processes: int = 1, process_index: int = 0
-    ) -> None:
-        self.n, self.batch_size, self.seed = n, batch_size, seed
-        self.start, self.stop = start, stop
-        self.num_processes, self.process_index = num_processes, process_index
-        self.per_epoch = n // (batch_size * num_processes)
-        if self.per_epoch < 1:
-            raise ValueError(f"{n} training images cannot fill one batch of {batch_size} x {num_processes} processes")
-
-    def indices(self, micro_step: int) -> list[tuple[int, int]]:
-        """(epoch, dataset index) pairs of this process's part of micro-batch ``micro_step``."""
-        epoch, pos = divmod(micro_step, self.per_epoch)
-        perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(mix_seed(self.seed, epoch, 0xDA7A)))
-        offset = (pos * self.num_processes + self.process_index) * self.batch_size
-        return [(epoch, i) for i in perm[offset : offset + self.batch_size].tolist()]
-
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        for m in range(self.start, self.stop):
-            yield self.indices(m)
-
-    def __len__(self) -> int:
-        return max(0, self.stop - self.start)
 
 
 @dataclass
@@ -102,19 +54,20 @@ class Models:
     noise_scheduler: Any
 
 
-def load_models(base: str | Path) -> Models:
-    """The SD-1.x components from a diffusers pipeline folder (CPU, fp32)."""
+def load_models(base: str | Path, variant: str | None = None) -> Models:
+    """The SD-1.x components from a diffusers pipeline folder (CPU, fp32); ``variant`` picks e.g. the fp16 files."""
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
     base = Path(base)
     if not (base / "model_index.json").is_file():
         raise FileNotFoundError(f"{base} is not a diffusers pipeline folder (no model_index.json)")
+    weights = {"variant": variant, "dtype": torch.float32} if variant else {}
     return Models(
         tokenizer=CLIPTokenizer.from_pretrained(base, subfolder="tokenizer"),
-        text_encoder=CLIPTextModel.from_pretrained(base, subfolder="text_encoder"),
-        vae=AutoencoderKL.from_pretrained(base, subfolder="vae"),
-        unet=UNet2DConditionModel.from_pretrained(base, subfolder="unet"),
+        text_encoder=CLIPTextModel.from_pretrained(base, subfolder="text_encoder", **weights),
+        vae=AutoencoderKL.from_pretrained(base, subfolder="vae", **weights),
+        unet=UNet2DConditionModel.from_pretrained(base, subfolder="unet", **weights),
         noise_scheduler=DDPMScheduler.from_pretrained(base, subfolder="scheduler"),
     )
 
@@ -163,6 +116,7 @@ class StepContext:
     backbones: Backbones
     weight_dtype: torch.dtype
     device: torch.device
+    cache: InputCache | None = None
 
 
 def micro_step_losses(ctx: StepContext, batch: dict[str, Tensor], generator: torch.Generator, chain: bool) -> dict:
@@ -170,14 +124,8 @@ def micro_step_losses(ctx: StepContext, batch: dict[str, Tensor], generator: tor
     cfg, m = ctx.config, ctx.models
     dev, wd = ctx.device, ctx.weight_dtype
     sched = m.noise_scheduler
-    pixels = batch["pixel_values"].to(dev, wd)
-    bsz = pixels.shape[0]
-    with torch.no_grad():
-        dist = m.vae.encode(pixels).latent_dist
-        sample_noise = torch.randn(dist.mean.shape, generator=generator).to(dev, dist.mean.dtype)
-        latents = (dist.mean + dist.std * sample_noise).float() * m.vae.config.scaling_factor
-        enc_ccub = m.text_encoder(batch["input_ids"].to(dev))[0]
-        enc_blip = m.text_encoder(batch["blip_input_ids"].to(dev))[0] if cfg.uses_memorization else None
+    latents, enc_ccub, enc_blip = batch_inputs(m, ctx.cache, batch, generator, dev, wd, cfg.uses_memorization)
+    bsz = latents.shape[0]
     noise = torch.randn(latents.shape, generator=generator).to(dev)
     timesteps = sample_timesteps(bsz, sched.config.num_train_timesteps, generator, dev)
     noisy = sched.add_noise(latents, noise, timesteps)
@@ -221,6 +169,9 @@ def chain_losses(
     """Denoise to x_hat and compute L_P and/or L_C against the positive (and the negatives)."""
     cfg, m = ctx.config, ctx.models
     first = (pred, pred_null) if pred_null is not None else None
+    # the ddpm noise of chain step k comes from (this micro-batch's generator, k): reproducible, also on resume
+    noise_seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
+    sched_config = m.noise_scheduler.config
     z0 = denoise_chain(
         ctx.raw_unet,
         m.noise_scheduler.alphas_cumprod,
@@ -235,6 +186,9 @@ def chain_losses(
         first_preds=first,
         half_precision=cfg.chain_half_precision,
         generator=generator,
+        sampler=cfg.chain_sampler,
+        noise_seed=noise_seed,
+        clip_sample_range=ddpm_clip_range(sched_config) if cfg.chain_sampler == "ddpm" else None,
     )
     x_hat = decode_latents(m.vae, z0)
     positive = batch["pixel_values"].to(ctx.device, ctx.weight_dtype)
@@ -256,10 +210,13 @@ def chain_losses(
         name = cfg.contrastive_distance
         backbone = ctx.backbones.get(name)
         f_hat, f_pos = feats(name)
+        d_pos = backbone.compare(f_hat, f_pos)
+        if not cfg.uses_negatives:  # mp: the pull toward the positive only (the authors' --onlypositive)
+            out["c"] = loss_perceptual(d_pos)
+            return out
         negatives = batch["negative_pixel_values"].to(ctx.device, ctx.weight_dtype)
         mask = batch.get("negative_mask")
         mask = _negative_mask(negatives) if mask is None else mask.to(ctx.device).bool()
-        d_pos = backbone.compare(f_hat, f_pos)
         d_neg = negative_distances(backbone, f_hat, negatives, mask)
         out["c"] = loss_contrastive(d_pos, d_neg, mask, form=cfg.contrastive_form, margin=cfg.margin)
     return out
@@ -338,26 +295,18 @@ class TrainResult:
         return self.steps >= self.max_steps
 
 
-def _check_data(config: TrainConfig, data_dir: Path) -> list[dict]:
-    from scoft.data import read_metadata
+def _check_data(config: TrainConfig, data_dir: Path) -> list:
+    """The record and image checks of a run (``scoft.checks.check_data``) for ``config``; returns the records."""
+    from scoft.checks import check_data
 
-    records = read_metadata(data_dir)
-    if not records:
-        raise ValueError(f"no training records in {data_dir}/metadata.jsonl")
-    if config.uses_contrastive:
-        if config.max_negatives < 1:
-            raise ValueError("variant 'mpc' needs max_negatives >= 1")
-        if not any(_record_negatives(r) for r in records):
-            raise ValueError(
-                f"variant 'mpc' needs negatives, but no record in {data_dir}/metadata.jsonl has negative_imgpath; "
-                "run `python -m scoft negatives` first or train variant 'mp'"
-            )
-    return records
-
-
-def _record_negatives(record: Any) -> list:
-    value = record.get("negative_imgpath") if isinstance(record, dict) else getattr(record, "negative_imgpath", None)
-    return list(value or [])
+    return check_data(
+        data_dir,
+        needs_blip=config.uses_memorization,
+        needs_negatives=config.uses_negatives,
+        negatives=config.max_negatives,
+        progress=False,
+        variant=config.variant,
+    )
 
 
 def train(
@@ -370,31 +319,53 @@ def train(
     resume: bool = False,
     stop_after: int | None = None,
     show_progress: bool = True,
+    overwrite: bool = False,
+    weights_variant: str | None = None,
+    caption_with: str | Path | None = None,
+    checked: bool = False,
+    lazy_reads: bool = True,
 ) -> TrainResult:
     """Train one LoRA variant and write ``OUT/pytorch_lora_weights.safetensors``, ``config.toml``, ``train_log.csv``
     and ``checkpoint-{step}/`` folders.
 
     ``resume`` continues from the latest checkpoint; ``stop_after`` ends this invocation after that optimizer step
     (with a checkpoint, for time-limited job slots), leaving the LoRA file to the run that reaches the last step.
+    An output folder that already holds files needs ``resume`` or ``overwrite``. ``checked`` skips the checks of
+    :func:`scoft.checks.preflight` (the CLI has run them); ``lazy_reads=False`` reads every image and negative on
+    every micro-batch (the path before the caches, for benchmarks).
     """
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration, set_seed
 
     from scoft import __version__
+    from scoft.checks import preflight
     from scoft.data import CCUBDataset, collate
+    from scoft.watch import RunWatcher, tracker_config, tracker_names
 
     out, data_dir = Path(out), Path(data_dir)
-    _check_data(config, data_dir)
-    if config.distances_needed() and backbone_dir is None:
-        raise ValueError(f"variant {config.variant!r} needs perceptual backbones: pass --backbone DIR")
+    if not checked:
+        preflight(
+            config,
+            base,
+            data_dir,
+            out,
+            backbone_dir=backbone_dir,
+            resume=resume,
+            overwrite=overwrite,
+            weights_variant=weights_variant,
+            caption_with=caption_with,
+            progress=show_progress,
+        )
     mixed = resolve_mixed_precision(config.mixed_precision)
     accelerator = Accelerator(
-        mixed_precision=mixed, project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs"))
+        mixed_precision=mixed,
+        log_with=tracker_names(config.report_to) or None,
+        project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs")),
     )
     device = accelerator.device
     weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(mixed, torch.float32)
 
-    models = load_models(base)
+    models = load_models(base, weights_variant)
     set_seed(config.seed)  # the LoRA initialisation draws from the global generators
     params = prepare_models(models, config, device, weight_dtype)
     backbones = build_backbones(config, backbone_dir, device, weight_dtype)
@@ -405,9 +376,19 @@ def train(
         center_crop=config.center_crop,
         random_flip=config.random_flip,
         joint_flip=config.joint_flip,
-        tokenizer=models.tokenizer,
-        max_negatives=config.max_negatives if config.uses_contrastive else 0,
+        tokenizer=None if config.cache_text_embeddings else models.tokenizer,
+        max_negatives=config.max_negatives if config.uses_negatives else 0,
         seed=config.seed,
+    )
+    cache = build_input_cache(
+        models,
+        dataset,
+        device,
+        weight_dtype,
+        latents=config.cache_latents,
+        texts=config.cache_text_embeddings,
+        blip=config.uses_memorization,
+        progress=show_progress and accelerator.is_main_process,
     )
     accum = config.gradient_accumulation_steps
     per_epoch = len(dataset) // (config.train_batch_size * accelerator.num_processes)
@@ -420,15 +401,11 @@ def train(
         weight_decay=config.adam_weight_decay,
         eps=config.adam_epsilon,
     )
-    from diffusers.optimization import get_scheduler
-
-    lr_scheduler = get_scheduler(
-        config.lr_scheduler, optimizer, num_warmup_steps=config.lr_warmup_steps, num_training_steps=max_steps
-    )
+    lr_scheduler = build_lr_scheduler(optimizer, config.lr_schedule, max_steps, config.lr_warmup_steps, accum)
     unet, optimizer = accelerator.prepare(models.unet, optimizer)
     raw_unet = accelerator.unwrap_model(unet)
     accelerator.register_for_checkpointing(lr_scheduler)
-    _register_lora_hooks(accelerator, raw_unet)
+    register_lora_hooks(accelerator, raw_unet)
 
     out.mkdir(parents=True, exist_ok=True)
     start_step = 0
@@ -448,7 +425,7 @@ def train(
     with torch.no_grad():
         null_ids = tokenize(models.tokenizer, [""]).to(device)
         null_embedding = models.text_encoder(null_ids)[0]
-    sampler = StepBatchSampler(
+    steps = StepBatchSampler(
         len(dataset),
         config.train_batch_size,
         config.seed,
@@ -457,13 +434,16 @@ def train(
         accelerator.num_processes,
         accelerator.process_index,
     )
+    sampler = ReadingSampler(steps, reads_for(config, cache.has_latents, lazy=lazy_reads))
     loader = DataLoader(
         EpochIndexed(dataset), batch_sampler=sampler, collate_fn=collate, num_workers=config.dataloader_num_workers
     )
-    ctx = StepContext(config, models, unet, raw_unet, null_embedding, backbones, weight_dtype, device)
+    ctx = StepContext(config, models, unet, raw_unet, null_embedding, backbones, weight_dtype, device, cache)
     end = max_steps if stop_after is None else min(max_steps, stop_after)
     loop_args = (optimizer, lr_scheduler, params, log, out, start_step, end, show_progress)
-    step = train_loop(ctx, accelerator, loader, *loop_args)
+    accelerator.init_trackers("scoft", config=tracker_config(config))
+    watcher = RunWatcher(accelerator, models, raw_unet, config, dataset.records, out)
+    step = train_loop(ctx, accelerator, loader, *loop_args, on_step=watcher)
 
     accelerator.wait_for_everyone()
     lora_path = out / LORA_WEIGHT_NAME
@@ -471,28 +451,6 @@ def train(
         lora_path = save_lora(raw_unet, out)
     accelerator.end_training()
     return TrainResult(out, lora_path, out / "train_log.csv", step, max_steps)
-
-
-def _register_lora_hooks(accelerator: Any, raw_unet: nn.Module) -> None:
-    """Checkpoints hold the LoRA weights only, not the frozen UNet."""
-    from safetensors.torch import load_file, save_file
-
-    def save_hook(models: list, weights: list, output_dir: str) -> None:
-        for i in reversed(range(len(models))):
-            if accelerator.unwrap_model(models[i]) is raw_unet:
-                if accelerator.is_main_process:
-                    save_file(lora_state_dict(raw_unet), str(Path(output_dir) / CHECKPOINT_LORA))
-                if weights:
-                    weights.pop(i)
-
-    def load_hook(models: list, input_dir: str) -> None:
-        for i in reversed(range(len(models))):
-            if accelerator.unwrap_model(models[i]) is raw_unet:
-                models.pop(i)
-                set_lora_state_dict(raw_unet, load_file(str(Path(input_dir) / CHECKPOINT_LORA)))
-
-    accelerator.register_save_state_pre_hook(save_hook)
-    accelerator.register_load_state_pre_hook(load_hook)
 
 
 def train_loop(
@@ -507,6 +465,7 @@ def train_loop(
     start_step: int,
     end_step: int,
     show_progress: bool = True,
+    on_step: Callable[[int, dict[str, float | None], float], None] | None = None,
 ) -> int:
     """Micro-batches from ``loader`` (deterministic order), gradient accumulation, clipping, logging, checkpoints;
     returns the optimizer step reached (``end_step`` unless the loader runs out)."""
@@ -527,7 +486,7 @@ def train_loop(
     ctx.unet.train()
     for batch in loader:
         sync = (micro + 1) % accum == 0
-        chain = cfg.uses_chain and micro % cfg.contrastive_interval == 0
+        chain = is_chain_step(cfg, micro)
         generator = torch.Generator().manual_seed(mix_seed(cfg.seed, micro, seed_rank))
         no_sync = accelerator.no_sync(ctx.unet) if not sync and accelerator.num_processes > 1 else nullcontext()
         with no_sync:
@@ -556,6 +515,8 @@ def train_loop(
         bar.set_postfix({k: f"{v:.4f}" for k, v in values.items() if v is not None})
         if step % cfg.checkpointing_steps == 0 or step == end_step:
             save_checkpoint(accelerator, out, step, cfg.checkpoints_total_limit)
+        if on_step is not None:
+            on_step(step, values, lr)
         if step >= end_step:
             break
     bar.close()
@@ -573,41 +534,6 @@ def save_checkpoint(accelerator: Any, out: Path, step: int, keep: int) -> Path:
     return path
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m scoft train", description="Train a SCoFT LoRA variant.")
-    p.add_argument("--base", type=Path, required=True, help="SD-1.x pipeline folder (diffusers layout)")
-    p.add_argument("--data", type=Path, required=True, help="folder with metadata.jsonl and the images")
-    p.add_argument("--variant", choices=VARIANTS, required=True, help="ldm, m, mp or mpc")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--config", type=Path, help="TOML file with training settings ([train] table)")
-    p.add_argument("--max-steps", type=int, help="optimizer steps (overrides the epochs)")
-    p.add_argument("--seed", type=int, help="random seed (default from the config: 1024)")
-    p.add_argument("--resume", action="store_true", help="continue from the latest OUT/checkpoint-*")
-    p.add_argument("--stop-after", type=int, help="end this invocation after that optimizer step (resume later)")
-    p.add_argument("--backbone", type=Path, help="perceptual backbones: vgg16.safetensors, clip/, dino/")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    return p
+from scoft.train_cli import build_parser, main  # noqa: E402  (the CLI checks paths before importing this module)
 
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        config = load_config(args.config, variant=args.variant, max_train_steps=args.max_steps, seed=args.seed)
-        result = train(
-            config,
-            args.base,
-            args.data,
-            args.out,
-            backbone_dir=args.backbone,
-            resume=args.resume,
-            stop_after=args.stop_after,
-            show_progress=not args.no_progress,
-        )
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if result.finished:
-        print(f"wrote {result.lora_path} ({result.steps} steps)")
-    else:
-        print(f"stopped at step {result.steps} of {result.max_steps}; continue with --resume")
-    return 0
+__all__ = ["build_parser", "main", "train"]

@@ -116,15 +116,17 @@ def test_embedding_distance_is_cosine_and_differentiable(tiny_models: dict[str, 
 def test_build_backbones_builds_what_the_variant_needs(tiny_models: dict[str, Path]) -> None:
     root = tiny_models["backbone"]
     assert build_backbones(TrainConfig(variant="m"), None).distances == {}
-    mp = build_backbones(TrainConfig(variant="mp"), root)
-    assert set(mp.distances) == {"vgg"}
-    mpc = build_backbones(TrainConfig(variant="mpc"), root, "cpu", torch.float32)
-    assert set(mpc.distances) == {"vgg", "embedding"}
-    vgg = mpc.get("vgg")
+    # mp keeps the contrastive backbone's pull toward the positive, so it needs both distances, like mpc
+    for variant in ("mp", "mpc"):
+        built = build_backbones(TrainConfig(variant=variant, embedding_backend="local"), root, "cpu", torch.float32)
+        assert set(built.distances) == {"vgg", "embedding"}
+        assert isinstance(built.get("embedding"), EmbeddingDistance)
+    vgg = built.get("vgg")
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     assert vgg.compare(vgg.features(x), vgg.features(x)).abs().max() < 1e-6
+    only_vgg = build_backbones(TrainConfig(variant="mp", contrastive_distance="vgg"), root)
     with pytest.raises(KeyError, match="embedding"):
-        mp.get("embedding")
+        only_vgg.get("embedding")
 
 
 def test_build_backbones_errors_are_clear(tmp_path: Path) -> None:
@@ -134,5 +136,11 @@ def test_build_backbones_errors_are_clear(tmp_path: Path) -> None:
         build_backbones(TrainConfig(variant="mp"), tmp_path)
     with pytest.raises(FileNotFoundError, match="clip"):
         build_backbones(
-            TrainConfig(variant="mpc", contrastive_distance="embedding", perceptual_distance="embedding"), tmp_path
+            TrainConfig(
+                variant="mpc",
+                contrastive_distance="embedding",
+                perceptual_distance="embedding",
+                embedding_backend="local",
+            ),
+            tmp_path,
         )

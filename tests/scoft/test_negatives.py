@@ -93,3 +93,46 @@ def test_missing_model_folder_is_a_clear_error(
     err = capsys.readouterr().err
     assert "--controlnet folder not found" in err and str(tmp_path / "nope") in err
     assert not (data / "negatives").exists()
+
+
+def test_negatives_are_rendered_from_the_training_crop(
+    tiny_models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wide photo: the depth model sees its centre square (what training crops), not the photo squashed."""
+    import numpy as np
+    from PIL import Image
+
+    from scoft.data import CCUBDataset, training_crop
+
+    data = tmp_path / "wide"
+    records = synthesize_ccub(data, culture="korea", n_images=1, resolution=64, seed=0)
+    wide = np.zeros((64, 128, 3), dtype=np.uint8)
+    wide[:, :32] = (255, 0, 0)  # a red band at the left edge: outside the centre square
+    wide[:, 48:80] = (0, 0, 255)
+    Image.fromarray(wide).save(data / records[0].file_name)
+    seen: list[Image.Image] = []
+    original = negatives.DepthEstimator.control_image
+
+    def record(self, image, size):
+        seen.append(image.copy())
+        return original(self, image, size)
+
+    monkeypatch.setattr(negatives.DepthEstimator, "control_image", record)
+    assert negatives.main(args(tiny_models, data, "--k", "1")) == 0
+    (image,) = seen
+    assert image.size == (64, 64)
+    with Image.open(data / records[0].file_name) as src:
+        assert np.array_equal(np.asarray(image), np.asarray(training_crop(src, 64)))
+    assert not (np.asarray(image)[..., 0] > 200).any()  # the red band is cropped away
+    positive = CCUBDataset(data, resolution=64, random_flip=False)[0]["pixel_values"]
+    assert np.allclose((positive.numpy().transpose(1, 2, 0) + 1) * 127.5, np.asarray(image), atol=0.51)
+
+
+def test_wrong_depth_folder_is_one_clear_line(
+    tiny_models: dict[str, Path], data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert negatives.main(args({**tiny_models, "depth": tiny_models["backbone"]}, data)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--depth" in err and str(tiny_models["backbone"]) in err
+    assert negatives.main(args({**tiny_models, "controlnet": tiny_models["depth"]}, data)) == 2
+    assert "not a ControlNet folder" in capsys.readouterr().err

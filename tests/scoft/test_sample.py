@@ -261,3 +261,47 @@ def test_accelerate_launch_splits_the_work_and_merges_one_manifest(
     hashes = {r["file"]: r["sha256"] for r in manifest_lines(out)}
     assert hashes == {r["file"]: r["sha256"] for r in manifest_lines(ref)}
     assert not list(out.glob(".manifest.jsonl.part*"))
+
+
+def test_a_lora_that_attaches_nothing_is_refused_naming_the_file(
+    study: Path, tiny_models: dict[str, Path], tmp_path: Path
+) -> None:
+    """A peft-keyed file (old checkpoints) loads as nothing in stock diffusers: refused before any image is made."""
+    from safetensors.torch import load_file, save_file
+
+    runs = tmp_path / "runs"
+    for culture in ("korea", "nigeria"):
+        good = load_file(str(study.parent / "runs" / culture / "m" / sample.LORA_WEIGHT_NAME))
+        peft_keyed = {k.removeprefix("unet."): v for k, v in good.items()}
+        (runs / culture / "m").mkdir(parents=True)
+        save_file(peft_keyed, str(runs / culture / "m" / sample.LORA_WEIGHT_NAME))
+    bad = tmp_path / "design.toml"
+    bad.write_text(design_text(tiny_models["sd"], runs))
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "scoft", "sample", "--design", str(bad), "--out", str(out), "--steps", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("scoft sample: LoRA file ") and "attaches no adapter to the UNet" in last
+    assert str(runs / "korea" / "m" / sample.LORA_WEIGHT_NAME) in last and "export-lora" in last
+    assert not out.exists() or not list(out.rglob("*.png"))
+
+
+def test_sampler_checks_the_adapter_after_loading(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    """Keys that look like the UNet's but name no module: loading attaches nothing, and the sampler says so."""
+    import torch
+    from safetensors.torch import save_file
+
+    path = tmp_path / sample.LORA_WEIGHT_NAME
+    layers = {"unet.no_such_block.to_q.lora.down.weight": torch.zeros(4, 32)}
+    save_file(layers, str(path))
+    sampler = sample.Sampler("cpu", sample.Settings(steps=2))
+    with pytest.raises(sample.SampleError, match="could not be loaded|attaches no adapter") as err:
+        sampler.use(str(tiny_models["sd"]), str(path))
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+    assert sampler.lora is None
+    assert not sampler.pipe.get_list_adapters()
