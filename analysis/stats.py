@@ -123,8 +123,8 @@ def participant_mean_ranks(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _mean_rank_frame(t: RankTable, w: np.ndarray) -> pd.DataFrame:
-    point = _ratio(t.rank_sums.sum(axis=0), t.rank_counts.sum(axis=0))
-    boot = _ratio(w @ t.rank_sums, w @ t.rank_counts)
+    point = t.pooled_mean_ranks()
+    boot = t.pooled_mean_ranks(w)
     lo, hi = percentile_ci(boot)
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)  # models never ranked give NaN
@@ -279,11 +279,11 @@ def position_bias(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """
     _one_criterion(df)
     t = RankTable.from_long(df, item_col="initial_position")
-    sums, counts = t.rank_sums.sum(axis=0), t.rank_counts.sum(axis=0)
+    counts = t.rank_counts.sum(axis=0)
     table = pd.DataFrame(
         {
             "initial_position": t.models.to_numpy(dtype=np.int64),
-            "mean_rank": _ratio(sums, counts),
+            "mean_rank": t.pooled_mean_ranks(),
             "n": counts.astype(np.int64),
         }
     )
