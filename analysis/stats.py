@@ -38,6 +38,7 @@ from analysis._pl import (
     stage_types,
 )
 from analysis._tables import RankTable, bootstrap_weights, codes, main_rows, percentile_ci
+from analysis.effects import group_additions
 
 __all__ = [
     "LEVELS",
@@ -502,4 +503,5 @@ def summarise_group(df: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> d
         ],
         "agreement": {"krippendorff_alpha_ordinal": page_alpha(df, "ordinal")},
     }
+    group |= group_additions(t, group["friedman"], group["pairwise"], pl["pl_log_worth"].to_numpy())
     return _clean(group)
