@@ -105,7 +105,7 @@ def _nll_grad(params, model_sorted, pos_sorted, present, weight, k, p) -> tuple[
     lse = np.logaddexp.accumulate(u[:, ::-1], axis=1)[:, ::-1]  # lse[:, s] = log Σ_{q ≥ s} e^{u_q}
     length = present.sum(axis=1)
     stage = np.arange(u.shape[1])[None, :] < (length[:, None] - 1)  # choice stages (the last item is not a choice)
-    ll = float(np.sum(weight[:, None] * np.where(stage, u - lse, 0.0)))
+    ll = float(np.sum(weight[:, None] * np.where(stage, u - np.where(stage, lse, 0.0), 0.0)))
     c = np.cumsum(np.where(stage, np.exp(-np.where(stage, lse, 0.0)), 0.0), axis=1)
     g_u = weight[:, None] * np.where(present, stage.astype(np.float64) - np.exp(np.where(present, u, 0.0)) * c, 0.0)
     g_theta = np.bincount(np.maximum(model_sorted, 0).ravel(), weights=g_u.ravel(), minlength=k)
@@ -126,7 +126,9 @@ def position_adjusted_pl(df: pd.DataFrame) -> dict:
         out["reason"] = "models and positions are confounded (a model was always shown in the same position)"
         return out
     args = (model_sorted, pos_sorted, present, weight, k, p)
-    res = optimize.minimize(_nll_grad, np.zeros(k + p - 2), args=args, jac=True, method="L-BFGS-B")
+    res = optimize.minimize(
+        _nll_grad, np.zeros(k + p - 2), args=args, jac=True, method="BFGS", options={"gtol": 1e-8, "maxiter": 500}
+    )
     x = res.x
     if not res.success or np.max(np.abs(x)) > 25:
         out["reason"] = "the maximum-likelihood fit did not converge (a model or position may never win)"

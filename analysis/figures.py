@@ -345,7 +345,7 @@ FORMATS = ("png", "svg", "pdf")
 
 def save_for_paper(fig: Figure, stem: str | Path, *, dpi: int = PAPER_DPI) -> list[Path]:
     """Write ``fig`` as ``stem.png`` (``dpi``, default 300), ``stem.svg`` and ``stem.pdf`` (vector; no timestamps,
-    so the same figure gives the same bytes); returns the paths."""
+    so the same figure gives the same bytes); returns the paths (PNG first)."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     out = []
@@ -356,6 +356,18 @@ def save_for_paper(fig: Figure, stem: str | Path, *, dpi: int = PAPER_DPI) -> li
             fig.savefig(path, format=ext, dpi=dpi if ext == "png" else "figure", metadata=metadata)
         out.append(path)
     return out
+
+
+def screen_png(png: bytes, *, dpi: int = 110, from_dpi: int = PAPER_DPI) -> bytes:
+    """A screen-resolution copy of a high-resolution PNG (resampled, not redrawn), for embedding in HTML."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as im:
+        size = (max(1, round(im.width * dpi / from_dpi)), max(1, round(im.height * dpi / from_dpi)))
+        small = im.resize(size, Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    small.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
 
 
 class _svg_hash_salt:

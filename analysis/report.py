@@ -86,7 +86,8 @@ def write_report(a: Analysis, out_dir: str | Path, *, progress: bool = True) -> 
     for spec in tqdm(make_figures(a), desc="figures", unit="fig", disable=not progress):
         paths = figs.save_for_paper(spec.figure, out / "figures" / spec.name)
         files = [f"figures/{p.name}" for p in paths]
-        figures.append({"name": spec.name, "caption": spec.caption, "png": figs.png_bytes(spec.figure), "files": files})
+        png = figs.screen_png(paths[0].read_bytes())
+        figures.append({"name": spec.name, "caption": spec.caption, "png": png, "files": files})
     html_path = out / "report.html"
     html_path.write_text(render_html(a, figures), encoding="utf-8")
     md_path = out / "report.md"
