@@ -344,14 +344,15 @@ FORMATS = ("png", "svg", "pdf")
 
 
 def save_for_paper(fig: Figure, stem: str | Path, *, dpi: int = PAPER_DPI) -> list[Path]:
-    """Write ``fig`` as ``stem.png`` (``dpi``, default 300), ``stem.svg`` and ``stem.pdf`` (vector; no timestamps,
-    so the same figure gives the same bytes); returns the paths (PNG first)."""
+    """Write ``fig`` as ``stem.png`` (``dpi``, default 300), ``stem.svg`` and ``stem.pdf`` (vector, without
+    timestamps: the same figure gives the same PNG and PDF bytes, and SVG up to clip-path ids); returns the paths
+    (PNG first)."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     out = []
     for ext in FORMATS:
         path = stem.with_name(f"{stem.name}.{ext}")
-        metadata = {"Date": None} if ext in ("svg", "pdf") else None
+        metadata = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(ext)
         with _svg_hash_salt(stem.name):
             fig.savefig(path, format=ext, dpi=dpi if ext == "png" else "figure", metadata=metadata)
         out.append(path)
@@ -371,7 +372,7 @@ def screen_png(png: bytes, *, dpi: int = 110, from_dpi: int = PAPER_DPI) -> byte
 
 
 class _svg_hash_salt:
-    """Fixed SVG element ids (matplotlib otherwise draws them at random), restored afterwards."""
+    """SVG element ids derived from the figure name, not drawn at random (restored afterwards)."""
 
     def __init__(self, salt: str) -> None:
         self.salt = salt
