@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from analysis import figures as figs
 from analysis import stats
+from analysis.headline import METHOD as HEADLINE_METHOD
 from analysis.load import ResponsesError, apply_exclusions, attach_design, read_responses
 from study_designs.schema import Design, DesignError, load_design
 
@@ -165,6 +166,7 @@ def analyse(
         paper = stats.paper_views(df)
         bar.update()
 
+    results["inference"] = inference_block(n_boot, seed)
     tables = _tables(results, models, criteria, groups)
     tables["position_bias"] = _front(pd.concat(position_rows, ignore_index=True), "criterion")
     tables["position_bias_tests"] = pd.DataFrame(position_tests)
@@ -207,6 +209,17 @@ def analyse(
         title=design.title if design else "Ranking study report",
         retest=retest_summary,
     )
+
+
+def inference_block(n_boot: int, seed: int) -> dict[str, Any]:
+    """How the intervals and headline tests of ``results.json`` were computed."""
+    return {
+        "method": "crossed bootstrap over participants and pages (pigeonhole; percentile intervals)",
+        "n_boot": int(n_boot),
+        "seed": int(seed),
+        "headline_test": HEADLINE_METHOD,
+        "classic_tests": "participant-level Friedman and Wilcoxon signed-rank with Holm",
+    }
 
 
 def _questions(design: Design, criteria: Sequence[str]) -> dict[str, str]:

@@ -168,7 +168,9 @@ def test_results_json_follows_the_schema(ran, study):
     out, _, _ = ran
     _, design, df, _ = study
     res = json.loads((out / "results.json").read_text())
-    assert set(res) == {"schema", "n_participants", "n_excluded", "criteria"}
+    assert {"schema", "n_participants", "n_excluded", "criteria"} <= set(res)
+    assert res["inference"]["method"].startswith("crossed bootstrap")
+    assert res["inference"]["n_boot"] >= 1 and isinstance(res["inference"]["seed"], int)
     assert res["schema"] == "scoft-study/results/v1"
     per_participant = df.groupby("participant_id")["excluded"].first()
     assert res["n_excluded"] == int(per_participant.sum()) > 0
@@ -179,7 +181,10 @@ def test_results_json_follows_the_schema(ran, study):
         assert set(crit) == {"groups"}
         assert set(crit["groups"]) == {"all", "korea", "nigeria"}
         for g in crit["groups"].values():
-            assert set(g) == {"n_participants", "n_judgments", "models", "friedman", "pairwise", "agreement"}
+            assert {"n_participants", "n_judgments", "models", "friedman", "pairwise", "agreement"} <= set(g)
+            h = g["headline"]
+            assert h["df"] == len(models) - 1 and 0 <= h["p"] <= 1 and h["statistic"] >= 0
+            assert h["n_pages"] >= 1 and h["df_denominator"] == min(g["n_participants"], h["n_pages"]) - 1
             assert isinstance(g["n_participants"], int) and isinstance(g["n_judgments"], int)
             assert set(g["models"]) == models
             for m in g["models"].values():
@@ -199,10 +204,14 @@ def test_results_json_follows_the_schema(ran, study):
             assert g["friedman"]["df"] == len(models) - 1
             assert len(g["pairwise"]) == len(models) * (len(models) - 1) // 2
             for p in g["pairwise"]:
-                assert set(p) == {"a", "b", "win_rate_a", "statistic", "p", "p_holm"}
+                assert {"a", "b", "win_rate_a", "statistic", "p", "p_holm"} <= set(p)
+                lo, hi = p["win_rate_ci"]
+                assert 0 <= lo <= p["win_rate_a"] <= hi <= 1
+                assert 0 <= p["p_crossed"] <= p["p_crossed_holm"] <= 1
                 assert {p["a"], p["b"]} <= models
                 assert 0 <= p["p"] <= p["p_holm"] <= 1
-            assert set(g["agreement"]) == {"krippendorff_alpha_ordinal"}
+            lo, hi = g["agreement"]["krippendorff_alpha_ordinal_ci"]
+            assert lo <= g["agreement"]["krippendorff_alpha_ordinal"] <= hi
         groups = crit["groups"]
         assert (
             groups["korea"]["n_participants"] + groups["nigeria"]["n_participants"] == groups["all"]["n_participants"]
