@@ -93,7 +93,7 @@ def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
-# -- Krippendorff's alpha -----------------------------------------------------------------------------------------------
+# -- Krippendorff's alpha ---------------------------------------------------------------------------------------------
 def alpha_batch(o: np.ndarray, values: np.ndarray, level: str) -> np.ndarray:
     """Alpha for each of a stack of pooled coincidence matrices ``o`` (B, V, V) over sorted distinct ``values``."""
     margins = o.sum(axis=2)

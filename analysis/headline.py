@@ -10,9 +10,9 @@ rank" is then the Wald statistic of the K − 1 contrasts,
 
 referred to Hotelling's ``T (m − q + 1) / (m q) ~ F(q, m − q + 1)`` with ``q = K − 1`` and
 ``m = min(participants, pages) − 1``: the small-sample correction for a covariance estimated from ``m + 1`` clusters
-of the scarcer factor; it tends to the χ²_q reference as both factors grow. Pairwise tests are the Wald z of each difference with its
-crossed-bootstrap standard error, Holm-adjusted over all pairs, with a t reference on the same ``m`` degrees of
-freedom.
+of the scarcer factor; it tends to the χ²_q reference as both factors grow. Pairwise tests are the Wald t of each
+difference with its crossed-bootstrap standard error on the same ``m`` degrees of freedom, Holm-adjusted over all
+pairs.
 """
 
 from __future__ import annotations

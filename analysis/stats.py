@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis import headline
 from analysis._alpha import LEVELS, alpha_from_coincidences, coincidences, krippendorff_alpha
 from analysis._inference import (
     friedman_exact_p,
@@ -38,7 +39,6 @@ from analysis._pl import (
     plackett_luce,
 )
 from analysis._tables import RankTable, codes, main_rows, percentile_ci
-from analysis import headline
 from analysis.crossed import GroupResamples, Resampler, alpha_resamples, resample_group
 
 __all__ = [
