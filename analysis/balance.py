@@ -113,6 +113,16 @@ def _nll_grad(params, model_sorted, pos_sorted, present, weight, k, p) -> tuple[
     return -ll, -np.concatenate([g_theta[: k - 1], g_gamma[: p - 1]])
 
 
+def _hessian(x: np.ndarray, args: tuple, h: float = 1e-5) -> np.ndarray:
+    """Observed information: central differences of the exact gradient, symmetrised."""
+    hess = np.empty((len(x), len(x)))
+    for i in range(len(x)):
+        e = np.zeros_like(x)
+        e[i] = h
+        hess[:, i] = (_nll_grad(x + e, *args)[1] - _nll_grad(x - e, *args)[1]) / (2 * h)
+    return (hess + hess.T) / 2
+
+
 def position_adjusted_pl(df: pd.DataFrame) -> dict:
     """``{"log_worth": {model: θ}, "se": {model: se}, "position_log_worth": {position: γ}, "reason"}`` for one
     criterion; ``reason`` says why there is no estimate (and the estimates are then empty)."""
@@ -130,17 +140,19 @@ def position_adjusted_pl(df: pd.DataFrame) -> dict:
         _nll_grad, np.zeros(k + p - 2), args=args, jac=True, method="BFGS", options={"gtol": 1e-8, "maxiter": 500}
     )
     x = res.x
-    if not res.success or np.max(np.abs(x)) > 25:
+    hess = _hessian(x, args)
+    for _ in range(3):  # Newton polish: BFGS may stop short of the optimum at "precision loss"
+        try:
+            x = x - np.linalg.solve(hess, _nll_grad(x, *args)[1])
+        except np.linalg.LinAlgError:
+            break
+        hess = _hessian(x, args)
+    grad = _nll_grad(x, *args)[1]
+    if not np.all(np.isfinite(x)) or np.max(np.abs(x)) > 25 or np.max(np.abs(grad)) > 1e-6 * max(weight.sum(), 1):
         out["reason"] = "the maximum-likelihood fit did not converge (a model or position may never win)"
         return out
-    h = 1e-5
-    hess = np.empty((len(x), len(x)))
-    for i in range(len(x)):
-        e = np.zeros_like(x)
-        e[i] = h
-        hess[:, i] = (_nll_grad(x + e, *args)[1] - _nll_grad(x - e, *args)[1]) / (2 * h)
     try:
-        cov = np.linalg.inv((hess + hess.T) / 2)
+        cov = np.linalg.inv(hess)
     except np.linalg.LinAlgError:
         cov = np.full_like(hess, np.nan)
     expand = np.zeros((k + p, k + p - 2))  # free parameters → centred θ and γ

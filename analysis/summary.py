@@ -15,8 +15,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from analysis import stats
-from analysis._tables import RankTable, bootstrap_weights, percentile_ci
+from analysis._tables import RankTable, percentile_ci
 from analysis.balance import position_adjusted_pl, position_balance, position_model_counts
+from analysis.crossed import Resampler
+from analysis.headline import METHOD as HEADLINE_METHOD
 from analysis.load import ResponsesError
 from study_designs.schema import Design
 
@@ -85,7 +87,9 @@ def empty_group(reason: str) -> dict:
         "models": {},
         "friedman": {"statistic": None, "df": None, "p": None, "kendall_w": None, "n_participants": 0, "p_exact": None},
         "pairwise": [],
-        "agreement": {"krippendorff_alpha_ordinal": None},
+        "agreement": {"krippendorff_alpha_ordinal": None, "krippendorff_alpha_ordinal_ci": [None, None]},
+        "headline": {"method": HEADLINE_METHOD, "statistic": None, "df": None, "df_denominator": None, "p": None}
+        | {"n_boot_used": 0, "n_pages": 0},
         "n_partial_judgments": 0,
         "reasons": {"group": reason},
     }
@@ -103,7 +107,15 @@ def _group(rows: pd.DataFrame, *, n_boot: int, seed: int, min_group_size: int) -
             f"{g['n_participants']} participant(s), fewer than the minimum group size {min_group_size}: "
             "percentile bootstrap intervals under-cover in groups this small, so none is shown"
         )
-    g["pl_position_adjusted"] = position_adjusted_pl(rows)
+    if (g.get("headline") or {}).get("p") is None:
+        g["reasons"]["headline"] = (
+            "the crossed-bootstrap test needs at least 2 participants and 2 pages and some resampling variability"
+        )
+    if "pl_log_worth" in g["reasons"]:  # no unadjusted MLE, so none with position worths either
+        g["pl_position_adjusted"] = {"log_worth": {}, "se": {}, "position_log_worth": {}}
+        g["pl_position_adjusted"]["reason"] = g["reasons"]["pl_log_worth"]
+    else:
+        g["pl_position_adjusted"] = position_adjusted_pl(rows)
     return g
 
 
@@ -198,9 +210,9 @@ def analyse(
         bar.update()
 
     all_warnings = [*warnings, *_partial_warnings(results)]
+    results["inference"] = inference_block(n_boot, seed, min_group_size)
     results["position_balance"] = balance
     results["warnings"] = all_warnings
-    results["settings"] = {"bootstrap": int(n_boot), "seed": int(seed), "min_group_size": int(min_group_size)}
 
     tables = _tables(results, criteria, groups)
     tables["position_bias"] = _front(pd.concat(position_rows, ignore_index=True), "criterion")
@@ -250,10 +262,23 @@ def analyse(
     )
 
 
+def inference_block(n_boot: int, seed: int, min_group_size: int = MIN_GROUP_SIZE) -> dict[str, Any]:
+    """How the intervals and headline tests of ``results.json`` were computed."""
+    return {
+        "method": "crossed bootstrap over participants and pages (pigeonhole; percentile intervals)",
+        "n_boot": int(n_boot),
+        "seed": int(seed),
+        "headline_test": HEADLINE_METHOD,
+        "classic_tests": "participant-level Friedman and Wilcoxon signed-rank with Holm",
+        "min_group_size": int(min_group_size),
+    }
+
+
 def _position_intervals(sub: pd.DataFrame, n_boot: int, seed: int) -> pd.DataFrame:
-    """95% participant-bootstrap interval of the mean rank at each initial position."""
+    """95% crossed-bootstrap interval of the mean rank at each initial position."""
     t = RankTable.from_long(sub, item_col="initial_position")
-    lo, hi = percentile_ci(t.pooled_mean_ranks(bootstrap_weights(t.n_participants, n_boot, seed)))
+    resampler, _ = Resampler.for_table(sub, t, n_boot, seed)
+    lo, hi = percentile_ci(resampler.mean_ranks(t))
     return pd.DataFrame({"initial_position": t.models.to_numpy(dtype=np.int64), "ci_lo": lo, "ci_hi": hi})
 
 

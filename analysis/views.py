@@ -1,9 +1,11 @@
 """What the report says about each criterion: tables rows, headlines and the evidence rule for naming a best model.
 
-Pure functions from an :class:`~analysis.summary.Analysis` to strings and ``(header, rows)`` tables. A model is named
-"best" only when the group's omnibus test rejects at 5% AND the pairwise test of the lowest mean rank against the
-runner-up rejects at 5% after Holm adjustment; otherwise the report says that no model is separated. A "no
-difference" sentence appears only next to a computed test; where an estimate is missing the group's reason is shown.
+Pure functions from an :class:`~analysis.summary.Analysis` to strings and ``(header, rows)`` tables. The headline test
+is the crossed-bootstrap Wald test (participants and pages random; ``analysis.headline``); where it could not be
+computed, the classic Friedman test (exact where the group is small). A model is named "best" only when that test
+rejects at 5% AND the pairwise test of the lowest mean rank against the runner-up (crossed, Holm-adjusted; else
+Wilcoxon, Holm) rejects at 5%; otherwise the report says that no model is separated. A "no difference" sentence
+appears only next to a computed test; where an estimate is missing the group's reason is shown.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from analysis.summary import Analysis
 
 ALPHA = 0.05
 Table = tuple[list[str], list[list[str]]]
+CROSSED = "crossed-bootstrap Wald"
 
 
 def group(a: Analysis, crit: str, name: str = "all") -> dict | None:
@@ -27,11 +30,21 @@ def intervals_shown(g: dict) -> bool:
 
 
 def omnibus_p(g: dict) -> tuple[float | None, str]:
-    """The p-value the headline uses and its label: exact Friedman where computed, else the chi-square one."""
+    """The headline p-value and its label: the crossed test, else exact Friedman where computed, else Friedman."""
+    h = g.get("headline") or {}
+    if h.get("p") is not None:
+        return h["p"], CROSSED
     f = g["friedman"]
     if f.get("p_exact") is not None:
         return f["p_exact"], "exact Friedman"
     return f.get("p"), "Friedman"
+
+
+def pair_p(pair: dict) -> tuple[float | None, str]:
+    """Holm-adjusted p of a pair: the crossed test where computed, else the Wilcoxon signed-rank test."""
+    if pair.get("p_crossed_holm") is not None:
+        return pair["p_crossed_holm"], "crossed test, Holm"
+    return pair.get("p_holm"), "Wilcoxon, Holm"
 
 
 def ranked(g: dict) -> list[str]:
@@ -47,29 +60,38 @@ def _pair(g: dict, a: str, b: str) -> dict | None:
     return None
 
 
-def best_model(a: Analysis, crit: str, name: str = "all") -> tuple[str | None, str]:
-    """(best model, why) — the model is None unless the evidence separates it from the runner-up."""
-    g = group(a, crit, name)
-    if g is None:
-        return None, "no rankings"
+def no_test_reason(g: dict) -> str:
+    r = g.get("reasons", {})
+    return r.get("headline") or r.get("friedman") or "too few participants"
+
+
+def separated(a: Analysis, g: dict) -> tuple[str | None, str]:
+    """(best model, why) for one group — None unless the evidence separates it from the runner-up."""
     order = ranked(g)
     if len(order) < 2:
         return None, "fewer than two models have a mean rank"
     p, label = omnibus_p(g)
     if p is None:
-        return None, f"no test computed ({g['reasons'].get('friedman', 'too few participants')})"
+        return None, f"no test computed ({no_test_reason(g)})"
     if p >= ALPHA:
         return None, f"{label} p {p_phrase(p)}: no difference detected"
     pair = _pair(g, order[0], order[1])
-    if pair is None or pair["p_holm"] is None:
+    q, how = pair_p(pair) if pair else (None, "")
+    if q is None:
         return None, "no pairwise test of the two lowest mean ranks"
-    if pair["p_holm"] >= ALPHA:
-        holm_p = p_phrase(pair["p_holm"])
-        return None, f"{a.label(order[0])} is not separated from {a.label(order[1])} (Wilcoxon, Holm p {holm_p})"
+    if q >= ALPHA:
+        return None, f"{a.label(order[0])} is not separated from {a.label(order[1])} ({how} p {p_phrase(q)})"
+    rb = pair.get("rank_biserial")
     return order[0], (
-        f"ranked better than the runner-up {a.label(order[1])} (Wilcoxon, Holm p {p_phrase(pair['p_holm'])}, "
-        f"rank-biserial {fmt(abs(pair['rank_biserial']) if pair.get('rank_biserial') is not None else None)})"
+        f"ranked better than the runner-up {a.label(order[1])} ({how} p {p_phrase(q)}, "
+        f"matched-pairs rank-biserial {fmt(abs(rb) if rb is not None else None)})"
     )
+
+
+def best_model(a: Analysis, crit: str, name: str = "all") -> tuple[str | None, str]:
+    """(best model, why) — the model is None unless the evidence separates it from the runner-up."""
+    g = group(a, crit, name)
+    return separated(a, g) if g is not None else (None, "no rankings")
 
 
 def p_phrase(p: Any) -> str:
@@ -77,23 +99,36 @@ def p_phrase(p: Any) -> str:
     return s if s.startswith("<") else f"= {s}"
 
 
+def _test_phrase(g: dict) -> str:
+    h, f = g.get("headline") or {}, g["friedman"]
+    p, label = omnibus_p(g)
+    classic_p = f["p_exact"] if f.get("p_exact") is not None else f["p"]
+    classic = f"{'exact ' if f.get('p_exact') is not None else ''}Friedman p {p_phrase(classic_p)}"
+    classic += f", Kendall's W = {fmt(f['kendall_w'], 3)}"
+    if label == CROSSED:
+        return (
+            f"{label} test of equal mean ranks over {g['n_participants']} participants and {h.get('n_pages')} pages: "
+            f"T = {fmt(h['statistic'])}, F({h['df']}, {h['df_denominator'] - h['df'] + 1}) p {p_phrase(p)} "
+            f"(classic view: {classic})"
+        )
+    return f"{label} test on {f.get('n_participants', g['n_participants'])} participants' mean ranks: " + (
+        f"χ² = {fmt(f['statistic'])}, p {p_phrase(p)}, Kendall's W = {fmt(f['kendall_w'], 3)}"
+    )
+
+
 def headline(a: Analysis, crit: str) -> str:
     g = group(a, crit)
     if g is None:
         return "No rankings for this criterion."
-    f = g["friedman"]
-    p, label = omnibus_p(g)
+    p, _ = omnibus_p(g)
     order = ranked(g)
     if p is None:
-        lead = f"No test computed: {g['reasons'].get('friedman', 'too few participants')}."
+        lead = f"No test computed: {no_test_reason(g)}."
         low = g["models"][order[0]] if order else None
         tail = f" Lowest mean rank: {a.label(order[0])} ({fmt(low['mean_rank'])}; descriptive only)." if low else ""
         return lead + tail
-    test = (
-        f"{label} test on {f.get('n_participants', g['n_participants'])} participants' mean ranks: "
-        f"χ² = {fmt(f['statistic'])}, p {p_phrase(p)}, Kendall's W = {fmt(f['kendall_w'], 3)}"
-    )
-    best, why = best_model(a, crit)
+    test = _test_phrase(g)
+    best, why = separated(a, g)
     if p >= ALPHA:
         return f"{test} — no difference between the models is detected at the 5% level; no model is named best."
     if best is None:
@@ -108,12 +143,7 @@ def models_rows(a: Analysis, g: dict) -> tuple[list[str], list[list[str]], int |
     show = intervals_shown(g)
     adj = g.get("pl_position_adjusted") or {}
     rows, best = [], None
-    crit_best = None
-    order = ranked(g)
-    p, _ = omnibus_p(g) if g.get("n_judgments") else (None, "")
-    if order and p is not None and p < ALPHA:
-        pair = _pair(g, order[0], order[1]) if len(order) > 1 else None
-        crit_best = order[0] if pair and pair["p_holm"] is not None and pair["p_holm"] < ALPHA else None
+    crit_best = separated(a, g)[0] if g.get("n_judgments") else None
     for i, model in enumerate(m for m in a.models if m in g["models"]):
         m = g["models"][model]
         lw = adj.get("log_worth", {}).get(model)
@@ -137,6 +167,7 @@ def group_notes(a: Analysis, g: dict) -> list[str]:
     """A sentence for every missing estimate of a group (why an interval, a test or a fit is not shown)."""
     names = {
         "group": "Group",
+        "headline": "Crossed headline test",
         "intervals": "Intervals",
         "friedman": "Friedman test",
         "friedman_p_exact": "Exact Friedman p",
@@ -154,32 +185,45 @@ def group_notes(a: Analysis, g: dict) -> list[str]:
 
 
 def pairwise_rows(a: Analysis, g: dict) -> Table:
-    header = ["A", "B", "A ranked above B", "Wilcoxon W", "p", "p (Holm)", "Rank-biserial (A better > 0)"]
-    rows = [
-        [a.label(p["a"]), a.label(p["b"]), fmt_pct(p["win_rate_a"]), fmt(p["statistic"], 1), fmt_p(p["p"])]
-        + [fmt_p(p["p_holm"]), fmt(p.get("rank_biserial"))]
-        for p in g["pairwise"]
-    ]
+    header = ["A", "B", "A ranked above B", "95% CI", "Mean rank A − B", "Crossed p (Holm)"]
+    header += ["Wilcoxon W", "p", "p (Holm)", "Rank-biserial (A better > 0)"]
+    show = intervals_shown(g)
+    rows = []
+    for p in g["pairwise"]:
+        ci = (
+            fmt_ci(*p["win_rate_ci"], digits=2) if show and p.get("win_rate_ci") else ("not shown" if not show else "–")
+        )
+        rows.append(
+            [a.label(p["a"]), a.label(p["b"]), fmt_pct(p["win_rate_a"]), ci, fmt(p.get("mean_rank_difference"))]
+            + [fmt_p(p.get("p_crossed_holm")), fmt(p["statistic"], 1), fmt_p(p["p"]), fmt_p(p["p_holm"])]
+            + [fmt(p.get("rank_biserial"))]
+        )
     return header, rows
 
 
 def tests_rows(a: Analysis, crit: str) -> Table:
-    header = ["Group", "Participants", "Rankings", "Friedman χ²", "df", "p", "p (exact)", "Kendall's W"]
-    header += ["Krippendorff α", "Partial rankings"]
+    header = ["Group", "Participants", "Pages", "Rankings", "Crossed Wald T", "df", "p", "Friedman χ²", "p"]
+    header += ["p (exact)", "Kendall's W", "Krippendorff α", "α 95% CI", "Partial rankings"]
     rows = []
     for name, g in a.results["criteria"][crit]["groups"].items():
-        f = g["friedman"]
+        f, h = g["friedman"], g.get("headline") or {}
+        alpha_ci = g["agreement"].get("krippendorff_alpha_ordinal_ci")
+        show = intervals_shown(g) and g.get("n_judgments")
         rows.append(
             [
                 a.culture_label(name),
                 fmt(g["n_participants"]),
+                fmt(h.get("n_pages")),
                 fmt(g["n_judgments"]),
+                fmt(h.get("statistic")),
+                f"{h['df']}, {h['df_denominator'] - h['df'] + 1}" if h.get("p") is not None else "–",
+                fmt_p(h.get("p")),
                 fmt(f["statistic"]),
-                fmt(f["df"]),
                 fmt_p(f["p"]),
                 fmt_p(f.get("p_exact")),
                 fmt(f["kendall_w"], 3),
                 fmt(g["agreement"]["krippendorff_alpha_ordinal"], 3),
+                fmt_ci(*alpha_ci, digits=3) if show and alpha_ci else "–",
                 fmt(g.get("n_partial_judgments", 0)),
             ]
         )
@@ -220,11 +264,14 @@ def summary_lines(a: Analysis) -> list[str]:
             lines.append(f"{crit:<{width}}  no rankings")
             continue
         best, _ = best_model(a, crit)
-        p, label = omnibus_p(g)
+        h, f = g.get("headline") or {}, g["friedman"]
         order = ranked(g)
         low = f"lowest mean rank {a.label(order[0])} ({fmt(g['models'][order[0]]['mean_rank'])})" if order else ""
+        exact = "exact " if f.get("p_exact") is not None else ""
+        classic = f["p_exact"] if exact else f["p"]
         lines.append(
-            f"{crit:<{width}}  {low}  best: {a.label(best) if best else 'none separated'}  {label} p {fmt_p(p)}"
-            f"  W {fmt(g['friedman']['kendall_w'], 3)}  n {g['n_participants']}"
+            f"{crit:<{width}}  {low}  best: {a.label(best) if best else 'none separated'}"
+            f"  crossed p {fmt_p(h.get('p'))}  {exact}Friedman p {fmt_p(classic)}"
+            f"  W {fmt(f['kendall_w'], 3)}  n {g['n_participants']}"
         )
     return lines

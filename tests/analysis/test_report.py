@@ -175,8 +175,11 @@ def test_results_json_follows_the_schema(ran, study):
     _, design, df, _ = study
     res = json.loads((out / "results.json").read_text())
     keys_then_new(
-        res, ["schema", "n_participants", "n_excluded", "criteria"], ["position_balance", "warnings", "settings"]
+        res, ["schema", "n_participants", "n_excluded", "criteria"], ["inference", "position_balance", "warnings"]
     )
+    assert res["inference"]["method"].startswith("crossed bootstrap")
+    assert res["inference"]["n_boot"] >= 1 and isinstance(res["inference"]["seed"], int)
+    assert res["inference"]["min_group_size"] == 15
     assert res["schema"] == "scoft-study/results/v1"
     per_participant = df.groupby("participant_id")["excluded"].first()
     assert res["n_excluded"] == int(per_participant.sum()) > 0
@@ -190,8 +193,11 @@ def test_results_json_follows_the_schema(ran, study):
             keys_then_new(
                 g,
                 ["n_participants", "n_judgments", "models", "friedman", "pairwise", "agreement"],
-                ["n_partial_judgments", "reasons", "pl_position_adjusted"],
+                ["headline", "n_partial_judgments", "reasons", "pl_position_adjusted"],
             )
+            h = g["headline"]
+            assert h["df"] == len(models) - 1 and 0 <= h["p"] <= 1 and h["statistic"] >= 0
+            assert h["n_pages"] >= 1 and h["df_denominator"] == min(g["n_participants"], h["n_pages"]) - 1
             assert isinstance(g["n_participants"], int) and isinstance(g["n_judgments"], int)
             assert set(g["models"]) == models
             for m in g["models"].values():
@@ -212,11 +218,20 @@ def test_results_json_follows_the_schema(ran, study):
             assert g["friedman"]["p_exact"] is None  # groups of ~18 participants use the chi-square p
             assert len(g["pairwise"]) == len(models) * (len(models) - 1) // 2
             for p in g["pairwise"]:
-                keys_then_new(p, ["a", "b", "win_rate_a", "statistic", "p", "p_holm"], ["rank_biserial"])
+                keys_then_new(
+                    p,
+                    ["a", "b", "win_rate_a", "statistic", "p", "p_holm"],
+                    ["win_rate_ci", "mean_rank_difference", "p_crossed", "p_crossed_holm", "rank_biserial"],
+                )
+                lo, hi = p["win_rate_ci"]
+                assert 0 <= lo <= p["win_rate_a"] <= hi <= 1
+                assert 0 <= p["p_crossed"] <= p["p_crossed_holm"] <= 1
                 assert {p["a"], p["b"]} <= models
                 assert 0 <= p["p"] <= p["p_holm"] <= 1
                 assert -1 <= p["rank_biserial"] <= 1
-            assert set(g["agreement"]) == {"krippendorff_alpha_ordinal"}
+            keys_then_new(g["agreement"], ["krippendorff_alpha_ordinal"], ["krippendorff_alpha_ordinal_ci"])
+            lo, hi = g["agreement"]["krippendorff_alpha_ordinal_ci"]
+            assert lo <= g["agreement"]["krippendorff_alpha_ordinal"] <= hi
             assert g["n_partial_judgments"] == 0 and g["reasons"] == {}
             adj = g["pl_position_adjusted"]
             assert adj["reason"] is None and set(adj["log_worth"]) == models
@@ -227,7 +242,6 @@ def test_results_json_follows_the_schema(ran, study):
     for name in ("all", "korea", "nigeria"):
         assert res["position_balance"][name]["verdict"] == "balanced"  # the simulator's Latin square, measured
     assert res["warnings"] == []
-    assert res["settings"] == {"bootstrap": B, "seed": 0, "min_group_size": 15}
 
 
 def test_html_is_self_contained_and_carries_the_caveats(ran):
