@@ -66,7 +66,8 @@ def make_figures(a: Analysis) -> list[FigureSpec]:
                 criteria=a.criteria,
                 group_labels={g: a.culture_label(g) for g in a.groups},
             ),
-            "Plackett–Luce log-worths with 95% participant-bootstrap intervals, all cultures and each culture; open "
+            "Plackett–Luce log-worths with 95% crossed-bootstrap intervals (participants and pages resampled), all "
+            "cultures and each culture; open "
             f"markers: groups of fewer than {a.min_group_size} participants, shown without an interval.",
         )
     )
@@ -84,7 +85,8 @@ def make_figures(a: Analysis) -> list[FigureSpec]:
         FigureSpec(
             "position_bias",
             figs.position_bias_figure(t["position_bias"], n_items=len(a.models), criteria=a.criteria),
-            "Mean rank by the position an image was first shown in, with 95% participant-bootstrap intervals; the "
+            "Mean rank by the position an image was first shown in, with 95% crossed-bootstrap intervals "
+            "(participants and pages resampled); the "
             "dashed line is no position effect.",
         )
     )

@@ -154,7 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--responses", required=True, help="responses.csv exported by the app")
     p.add_argument("--design", help="study design TOML (model labels, criteria questions, orders)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--bootstrap", type=int, default=1000, help="participant-bootstrap resamples (default 1000)")
+    p.add_argument(
+        "--bootstrap", type=int, default=1000, help="crossed (participants × pages) bootstrap resamples (default 1000)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--min-group-size",

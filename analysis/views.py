@@ -107,12 +107,14 @@ def _test_phrase(g: dict) -> str:
     classic += f", Kendall's W = {fmt(f['kendall_w'], 3)}"
     if label == CROSSED:
         return (
-            f"{label} test of equal mean ranks over {g['n_participants']} participants and {h.get('n_pages')} pages: "
+            f"Crossed-bootstrap Wald test of equal mean ranks over {g['n_participants']} participants and "
+            f"{h.get('n_pages')} pages: "
             f"T = {fmt(h['statistic'])}, F({h['df']}, {h['df_denominator'] - h['df'] + 1}) p {p_phrase(p)} "
             f"(classic view: {classic})"
         )
-    return f"{label} test on {f.get('n_participants', g['n_participants'])} participants' mean ranks: " + (
-        f"χ² = {fmt(f['statistic'])}, p {p_phrase(p)}, Kendall's W = {fmt(f['kendall_w'], 3)}"
+    return (
+        f"{label[0].upper() + label[1:]} test on {f.get('n_participants', g['n_participants'])} participants' "
+        "mean ranks: " + (f"χ² = {fmt(f['statistic'])}, p {p_phrase(p)}, Kendall's W = {fmt(f['kendall_w'], 3)}")
     )
 
 

@@ -16,10 +16,11 @@ from analysis.summary import Analysis
 Table = tuple[list[str], list[list[str]]]
 
 UNIT_CAVEAT = (
-    "The participant is the unit of analysis. Each participant ranks many pages, so their judgments are not "
-    "independent: tests use each participant's mean rank of each model (Friedman with Kendall's W, exact where a "
-    "group is small; pairwise Wilcoxon signed-rank, Holm-adjusted over all pairs of a group, with the matched-pairs "
-    "rank-biserial as effect size), and every interval resamples participants."
+    "Participants and pages are both random samples: every interval comes from a crossed bootstrap that resamples "
+    "participants and pages, and the headline test of each criterion and group is a crossed-bootstrap Wald test of "
+    "equal mean ranks. The classic participant-level view stays beside it: Friedman on each participant's mean rank "
+    "of each model with Kendall's W (exact where a group is small) and pairwise Wilcoxon signed-rank tests, "
+    "Holm-adjusted over all pairs, with the matched-pairs rank-biserial as effect size."
 )
 RANK_CAVEAT = (
     "Rank 1 is best on every criterion (best match, most representative, least stereotypical, least offensive)."
@@ -29,8 +30,8 @@ PL_CAVEAT = (
     "odds of e^1 ≈ 2.7 to 1 that the first is preferred in a head-to-head choice."
 )
 BEST_CAVEAT = (
-    "A model is named best only when the group's omnibus test and its Wilcoxon test against the runner-up (Holm) "
-    "both reject at 5%; otherwise the lowest mean rank is reported as descriptive."
+    "A model is named best only when the headline test and the pairwise test of the lowest mean rank against the "
+    "runner-up (crossed, Holm-adjusted) both reject at 5%; otherwise the lowest mean rank is reported as descriptive."
 )
 
 
