@@ -243,3 +243,16 @@ def test_partial_rankings_are_counted_in_a_warning(design):
     assert g["n_partial_judgments"] == n_partial
     assert any(f"{n_partial:,} of {g['n_judgments']:,} rankings" in w for w in a.results["warnings"])
     assert "rebuilt from pairwise comparisons" in render.render_markdown(a)
+
+
+def test_minimum_group_size_is_configurable(design, tmp_path, capsys):
+    df = simulate_responses(design, participants_per_culture={"korea": 16, "nigeria": 0}, seed=11)
+    groups = analyse(df, design, min_group_size=20).results["criteria"]["offensiveness"]["groups"]
+    assert "minimum group size 20" in groups["korea"]["reasons"]["intervals"]
+    assert (
+        "intervals"
+        not in analyse(df, design, min_group_size=5).results["criteria"]["offensiveness"]["groups"]["korea"]["reasons"]
+    )
+    csv = write_responses(df, tmp_path / "r.csv")
+    assert report.main(["--responses", str(csv), "--out", str(tmp_path / "o"), "--min-group-size", "0"]) == 2
+    assert "--min-group-size must be >= 1" in capsys.readouterr().err
