@@ -223,19 +223,33 @@ class GroupResamples:
     stage_count_sums: np.ndarray  # (B, T) per resample
 
 
+def stage_wins(types: StageTypes) -> np.ndarray:
+    """(T, K, K): a stage of this type means "a ranked above b" for a = the chosen item and b the rest of the set.
+
+    A strict ranking ranks a above b exactly when b is still in the choice set at the stage where a is chosen, so a
+    table's pairwise win counts are these matrices weighted by its stage-type counts.
+    """
+    k = types.sets.shape[1]
+    beats = np.eye(k)[types.chosen][:, :, None] * types.sets[:, None, :].astype(np.float64)
+    beats[:, np.arange(k), np.arange(k)] = 0.0
+    return beats
+
+
 def resample_group(t: RankTable, r: Resampler) -> GroupResamples:
+    """One weighted sum over judgments of (rank, ranked) per model and the Plackett–Luce stage-type counts; pairwise
+    wins follow from the stage counts (:func:`stage_wins`), which halves the matrix products."""
     k = t.n_models
     types = stage_types(t.ranks)
     per_judgment = stage_counts(types, np.arange(t.n_judgments), t.n_judgments)
-    x = np.hstack([rank_columns(t).reshape(t.n_judgments, -1), win_columns(t).reshape(t.n_judgments, -1), per_judgment])
-    s = r.sums(x)
+    s = r.sums(np.hstack([rank_columns(t).reshape(t.n_judgments, -1), per_judgment]))
     ranks = s[:, : 2 * k].reshape(-1, 2, k)
-    wins = s[:, 2 * k : 2 * k + 2 * k * k].reshape(-1, 2, k, k)
+    counts = s[:, 2 * k :]
+    wins = np.einsum("bt,tkl->bkl", counts, stage_wins(types))
     return GroupResamples(
         n_boot=r.n_boot,
         mean_ranks=ratio(ranks[:, 0], ranks[:, 1]),
-        win_rates=ratio(wins[:, 0], wins[:, 1]),
+        win_rates=ratio(wins, wins + wins.transpose(0, 2, 1)),
         types=types,
         stage_counts=per_judgment,
-        stage_count_sums=s[:, 2 * k + 2 * k * k :],
+        stage_count_sums=counts,
     )
