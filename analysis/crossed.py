@@ -48,16 +48,35 @@ class CrossedWeights:
         wg = bootstrap_weights(n_pages, n_boot, rng) if pages else np.ones((max(n_boot, 0), n_pages))
         return cls(wp, wg, int(seed), bool(pages))
 
-    def judgment_sums(self, participant_of: np.ndarray, page_of: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """(B, ...) weighted sums over judgments of ``x`` (J, ...); judgment weight = participant × page weight."""
+    def judgment_sums(
+        self, participant_of: np.ndarray, page_of: np.ndarray, x: np.ndarray, *, cell_max: int | None = None
+    ) -> np.ndarray:
+        """(B, ...) weighted sums over judgments of ``x`` (J, ...); judgment weight = participant × page weight.
+
+        Weights are integers, and so are the usual statistics (ranks, indicators, counts). When every partial sum is
+        bounded below 2**24 — at most ``max |x| · cell_max · P · G``, ``cell_max`` being the most judgments that share
+        a (participant, page) — float32 products are exact and the matrix products run at twice the speed.
+        """
         j = x.shape[0]
         flat = np.ascontiguousarray(x.reshape(j, -1), dtype=np.float64)
+        n_p, n_g = self.participant.shape[1], self.page.shape[1]
+        if cell_max is None:
+            cell_max = int(np.bincount(participant_of * n_g + page_of).max()) if j else 0
+        exact32 = (
+            j > 0
+            and float(flat.min()) >= 0
+            and float(flat.max()) * cell_max * n_p * n_g < 2**24
+            and bool(np.all(flat == np.round(flat)))
+        )
+        dtype = np.float32 if exact32 else np.float64
+        flat = flat.astype(dtype, copy=False)
+        wp, wg = self.participant.astype(dtype, copy=False), self.page.astype(dtype, copy=False)
         out = np.empty((self.n_boot, flat.shape[1]))
         step = max(1, _CHUNK_ELEMENTS // max(j, 1))
         for first in range(0, self.n_boot, step):
             sl = slice(first, first + step)
-            w = self.participant[sl][:, participant_of]
-            w *= self.page[sl][:, page_of]
+            w = wp[sl][:, participant_of]
+            w *= wg[sl][:, page_of]
             out[sl] = w @ flat
         return out.reshape((self.n_boot, *x.shape[1:]))
 
@@ -94,20 +113,29 @@ def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 # -- Krippendorff's alpha ---------------------------------------------------------------------------------------------
+def _distances_batch(values: np.ndarray, margins: np.ndarray, level: str) -> np.ndarray:
+    """(B, V, V) δ² for each row of coincidence margins (only the ordinal metric depends on them)."""
+    if level != "ordinal":
+        return np.broadcast_to(distances(values, margins[0], level), (len(margins), len(values), len(values)))
+    v = len(values)
+    cum = np.concatenate([np.zeros((len(margins), 1)), np.cumsum(margins, axis=1)], axis=1)
+    lo = np.minimum.outer(np.arange(v), np.arange(v))
+    hi = np.maximum.outer(np.arange(v), np.arange(v))
+    between = cum[:, hi + 1] - cum[:, lo]
+    return (between - (margins[:, lo] + margins[:, hi]) / 2.0) ** 2
+
+
 def alpha_batch(o: np.ndarray, values: np.ndarray, level: str) -> np.ndarray:
     """Alpha for each of a stack of pooled coincidence matrices ``o`` (B, V, V) over sorted distinct ``values``."""
     margins = o.sum(axis=2)
     n = margins.sum(axis=1)
-    out = np.full(o.shape[0], np.nan)
-    for b in range(o.shape[0]):  # V is small (the number of ranks); the loop is over B cheap V × V products
-        if n[b] <= 1 or np.count_nonzero(margins[b]) < 2:
-            continue
-        d2 = distances(values, margins[b], level)
-        observed = np.sum(o[b] * d2) / n[b]
-        expected = np.sum(np.outer(margins[b], margins[b]) * d2) / (n[b] * (n[b] - 1))
-        if expected > 0:
-            out[b] = 1.0 - observed / expected
-    return out
+    d2 = _distances_batch(values, margins, level)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        observed = np.sum(o * d2, axis=(1, 2)) / n
+        expected = np.einsum("bv,bw,bvw->b", margins, margins, d2) / (n * (n - 1))
+        alpha = 1.0 - observed / expected
+    ok = (n > 1) & (np.count_nonzero(margins, axis=1) >= 2) & (expected > 0)
+    return np.where(ok, alpha, np.nan)
 
 
 def alpha_resamples(df: pd.DataFrame, weights: CrossedWeights, participants: pd.Index, pages: pd.Index) -> np.ndarray:
@@ -153,6 +181,7 @@ class Resampler:
     participant_of: np.ndarray  # (J,)
     page_of: np.ndarray  # (J,)
     n_pages: int
+    cell_max: int  # most judgments sharing one (participant, page)
 
     @classmethod
     def for_table(
@@ -160,14 +189,16 @@ class Resampler:
     ) -> tuple[Resampler, pd.Index]:
         page_of, page_index = page_codes(df, t)
         w = CrossedWeights.draw(t.n_participants, len(page_index), n_boot, seed, pages=pages)
-        return cls(w, t.participant_of, page_of, len(page_index)), page_index
+        cell = t.participant_of * max(len(page_index), 1) + page_of
+        cell_max = int(np.bincount(cell).max()) if len(cell) else 0
+        return cls(w, t.participant_of, page_of, len(page_index), cell_max), page_index
 
     @property
     def n_boot(self) -> int:
         return self.weights.n_boot
 
     def sums(self, x: np.ndarray) -> np.ndarray:
-        return self.weights.judgment_sums(self.participant_of, self.page_of, x)
+        return self.weights.judgment_sums(self.participant_of, self.page_of, x, cell_max=self.cell_max)
 
     def mean_ranks(self, t: RankTable) -> np.ndarray:
         """(B, K) mean rank of each model in each resample (from pairwise wins for partial rankings, as
@@ -196,19 +227,34 @@ class GroupResamples:
     stage_count_sums: np.ndarray  # (B, T) per resample
 
 
+def stage_wins(types: StageTypes) -> np.ndarray:
+    """(T, K, K): a stage of this type means "a ranked above b" for a = the chosen item and b the rest of the set.
+
+    A strict ranking ranks a above b exactly when b is still in the choice set at the stage where a is chosen, so a
+    table's pairwise win counts are these matrices weighted by its stage-type counts.
+    """
+    k = types.sets.shape[1]
+    beats = np.eye(k)[types.chosen][:, :, None] * types.sets[:, None, :].astype(np.float64)
+    beats[:, np.arange(k), np.arange(k)] = 0.0
+    return beats
+
+
 def resample_group(t: RankTable, r: Resampler) -> GroupResamples:
+    """One weighted sum over judgments of (rank, ranked) per model and the Plackett–Luce stage-type counts; pairwise
+    wins follow from the stage counts (:func:`stage_wins`), which halves the matrix products."""
     k = t.n_models
     types = stage_types(t.ranks)
     per_judgment = stage_counts(types, np.arange(t.n_judgments), t.n_judgments)
-    x = np.hstack([rank_columns(t).reshape(t.n_judgments, -1), win_columns(t).reshape(t.n_judgments, -1), per_judgment])
-    s = r.sums(x)
+    s = r.sums(np.hstack([rank_columns(t).reshape(t.n_judgments, -1), per_judgment]))
     ranks = s[:, : 2 * k].reshape(-1, 2, k)
-    wins = s[:, 2 * k : 2 * k + 2 * k * k].reshape(-1, 2, k, k)
+    counts = s[:, 2 * k :]
+    wins = np.einsum("bt,tkl->bkl", counts, stage_wins(types))
+    both = wins + wins.transpose(0, 2, 1)  # rankings are strict: of two ranked models, one is above the other
     return GroupResamples(
         n_boot=r.n_boot,
-        mean_ranks=ratio(ranks[:, 0], ranks[:, 1]) if t.complete else pairwise_mean_rank(wins[:, 0], wins[:, 1]),
-        win_rates=ratio(wins[:, 0], wins[:, 1]),
+        mean_ranks=ratio(ranks[:, 0], ranks[:, 1]) if t.complete else pairwise_mean_rank(wins, both),
+        win_rates=ratio(wins, both),
         types=types,
         stage_counts=per_judgment,
-        stage_count_sums=s[:, 2 * k + 2 * k * k :],
+        stage_count_sums=counts,
     )

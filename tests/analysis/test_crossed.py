@@ -164,3 +164,18 @@ def test_headline_detects_a_real_difference_and_is_one_when_models_tie(study):
 def test_resample_must_be_known(study):
     with pytest.raises(ValueError, match="resample must be one of"):
         stats.mean_ranks(study, n_boot=5, resample="pages")
+
+
+def test_float32_fast_path_is_exact_and_falls_back():
+    rng = np.random.default_rng(5)
+    p, g = rng.integers(0, 40, 900), rng.integers(0, 30, 900)
+    w = CrossedWeights.draw(40, 30, 70, 1)
+    ints = rng.integers(0, 5, (900, 6)).astype(np.float64)
+    want = np.einsum("bj,bj,js->bs", w.participant[:, p], w.page[:, g], ints)
+    np.testing.assert_array_equal(w.judgment_sums(p, g, ints), want)  # exact, not just close
+    frac = ints + 0.1 * rng.random((900, 6))
+    want = np.einsum("bj,bj,js->bs", w.participant[:, p], w.page[:, g], frac)
+    np.testing.assert_allclose(w.judgment_sums(p, g, frac), want, rtol=1e-13)
+    big = ints * 1e6  # partial sums beyond 2**24: float64
+    want = np.einsum("bj,bj,js->bs", w.participant[:, p], w.page[:, g], big)
+    np.testing.assert_array_equal(w.judgment_sums(p, g, big), want)
