@@ -25,16 +25,22 @@ from analysis._tables import codes, judgment_ids, main_rows
 
 V_BALANCED = 0.1
 ALPHA = 0.05
-_IMAGE_KEYS = ["participant_id", "page_id", "model_id", "initial_position"]
 
 
 def position_model_counts(df: pd.DataFrame) -> pd.DataFrame:
     """Images shown per model (rows) and 0-based initial position (columns), each image counted once."""
     rows = main_rows(df)
-    keys = [c for c in _IMAGE_KEYS if c in rows.columns]
-    shown = rows[keys].astype({"model_id": str, "participant_id": str, "page_id": str}).drop_duplicates()
-    table = pd.crosstab(shown["model_id"], shown["initial_position"].astype(np.int64))
-    table.index.name, table.columns.name = "model_id", "initial_position"
+    pcode, participants = codes(rows["participant_id"])
+    gcode, pages = codes(rows["page_id"])
+    mcode, models = codes(rows["model_id"])
+    pos = rows["initial_position"].to_numpy(dtype=np.int64)
+    n_pos = int(pos.max()) + 1 if len(pos) else 0
+    key = ((pcode * max(len(pages), 1) + gcode) * max(len(models), 1) + mcode) * max(n_pos, 1) + pos
+    image = np.unique(key)  # one (participant, page, model, position) per shown image, whatever the criteria
+    cell = image % (max(len(models), 1) * max(n_pos, 1))
+    counts = np.bincount(cell, minlength=len(models) * n_pos).reshape(len(models), n_pos)
+    table = pd.DataFrame(counts, index=pd.Index(models.astype(str), name="model_id"))
+    table.columns = pd.Index(range(n_pos), name="initial_position")
     return table
 
 

@@ -350,12 +350,15 @@ def save_for_paper(fig: Figure, stem: str | Path, *, dpi: int = PAPER_DPI) -> li
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     out = []
+    engine = fig.get_layout_engine()
     for ext in FORMATS:
         path = stem.with_name(f"{stem.name}.{ext}")
         metadata = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(ext)
         with _svg_hash_salt(stem.name):
             fig.savefig(path, format=ext, dpi=dpi if ext == "png" else "figure", metadata=metadata)
         out.append(path)
+        fig.set_layout_engine("none")  # the first draw placed everything: the vector copies reuse that layout
+    fig.set_layout_engine(engine)
     return out
 
 
