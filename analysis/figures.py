@@ -126,7 +126,7 @@ def forest_figure(
     models: Sequence[str] | None = None,
     groups: Sequence[str] | None = None,
     criteria: Sequence[str] | None = None,
-    title: str = "Plackett–Luce log-worth (95% participant-bootstrap CI)",
+    title: str = "Plackett–Luce log-worth (95% crossed-bootstrap CI)",
     group_labels: Mapping[str, str] | None = None,
 ) -> Figure:
     """Forest plot of log-worths with CIs: panel per criterion, row per model, one point per group.

@@ -32,9 +32,12 @@ from study_designs.schema import Design, DesignError, load_design
 SCHEMA = "scoft-study/results/v1"
 TEMPLATE = "report.html.j2"
 UNIT_CAVEAT = (
-    "The participant is the unit of analysis. Each participant ranks many pages, so their judgments are not "
-    "independent: tests use each participant's mean rank of each model (Friedman with Kendall's W; pairwise "
-    "Wilcoxon signed-rank, Holm-adjusted over all pairs of a group), and every interval resamples participants."
+    "Participants and pages are both random samples, so judgments are correlated within a participant and "
+    "within a page (its images share their model-specific quality). Every interval comes from a crossed bootstrap "
+    "that resamples participants and pages, and the headline test of equal mean ranks uses its covariance. The "
+    "classic view, where the participant is the unit of analysis, stays alongside: Friedman with Kendall's W on each "
+    "participant's mean rank of each model, pairwise Wilcoxon signed-rank, Holm-adjusted over all pairs of a group; "
+    "it ignores page-to-page variation and so overstates significance when images vary."
 )
 RANK_CAVEAT = (
     "Rank 1 is best on every criterion (best match, most representative, least stereotypical, least offensive)."
@@ -319,7 +322,7 @@ def make_figures(a: Analysis) -> list[FigureSpec]:
                 criteria=a.criteria,
                 group_labels={g: a.culture_label(g) for g in ["all", *a.cultures]},
             ),
-            "Plackett–Luce log-worths with 95% participant-bootstrap intervals, all cultures and each culture.",
+            "Plackett–Luce log-worths with 95% crossed-bootstrap intervals, all cultures and each culture.",
         )
     )
     pw = t["pairwise"]
@@ -445,17 +448,19 @@ def headline(a: Analysis, crit: str) -> str:
     if not g or best is None:
         return "No rankings for this criterion."
     f = g["friedman"]
+    h = g.get("headline", {})
     m = g["models"][best]
     verdict = (
         "the models differ (p < 0.05)"
-        if f["p"] is not None and f["p"] < 0.05
+        if h.get("p") is not None and h["p"] < 0.05
         else "no difference between the models is detected at the 5% level"
     )
     return (
         f"Best mean rank: {a.label(best)} ({fmt(m['mean_rank'])}, 95% CI {fmt_ci(*m['mean_rank_ci'])}). "
-        f"Friedman on {g['n_participants']} participants' mean ranks: χ² = {fmt(f['statistic'])}, "
-        f"p {_p_phrase(f['p'])}, "
-        f"Kendall's W = {fmt(f['kendall_w'], 3)} — {verdict}."
+        f"Test of equal mean ranks with participants and pages as random factors (crossed bootstrap, "
+        f"{g['n_participants']} participants × {h.get('n_pages', '–')} pages): p {_p_phrase(h.get('p'))} — "
+        f"{verdict}. Classic view, Friedman on participants' mean ranks: χ² = {fmt(f['statistic'])}, "
+        f"p {_p_phrase(f['p'])}, Kendall's W = {fmt(f['kendall_w'], 3)}."
     )
 
 
@@ -741,7 +746,7 @@ def render_markdown(a: Analysis, figure_files: Mapping[str, str], captions: Mapp
         f"Responses `{Path(a.source).name}` (sha256 {a.source_sha256[:16]}…)"
         + (f", design `{a.design_id}`" if a.design_id else "")
         + f"; {a.results['n_participants']} participants analysed, {a.results['n_excluded']} excluded; "
-        f"{_n_judgments(a):,} rankings; {a.n_boot} participant-bootstrap resamples, seed {a.seed}."
+        f"{_n_judgments(a):,} rankings; {a.n_boot} crossed-bootstrap resamples (participants × pages), seed {a.seed}."
     )
     out += ["", "## How to read this report", ""]
     out += [f"- {c}" for c in caveats(a)]
@@ -871,7 +876,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--responses", required=True, help="responses.csv exported by the app")
     p.add_argument("--design", help="study design TOML (model labels, criteria questions, orders)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--bootstrap", type=int, default=1000, help="participant-bootstrap resamples (default 1000)")
+    p.add_argument(
+        "--bootstrap", type=int, default=1000, help="crossed-bootstrap resamples, participants × pages (default 1000)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--keep-excluded", action="store_true", help="analyse participants marked excluded too")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
