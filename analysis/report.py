@@ -450,11 +450,12 @@ def headline(a: Analysis, crit: str) -> str:
     f = g["friedman"]
     h = g.get("headline", {})
     m = g["models"][best]
-    verdict = (
-        "the models differ (p < 0.05)"
-        if h.get("p") is not None and h["p"] < 0.05
-        else "no difference between the models is detected at the 5% level"
-    )
+    if h.get("p") is None:
+        verdict = "no test could be computed (too few participants or pages)"
+    elif h["p"] < 0.05:
+        verdict = "the models differ (p < 0.05)"
+    else:
+        verdict = "no difference between the models is detected at the 5% level"
     return (
         f"Best mean rank: {a.label(best)} ({fmt(m['mean_rank'])}, 95% CI {fmt_ci(*m['mean_rank_ci'])}). "
         f"Test of equal mean ranks with participants and pages as random factors (crossed bootstrap, "
