@@ -10,9 +10,10 @@ rank" is then the Wald statistic of the K − 1 contrasts,
 
 referred to Hotelling's ``T (m − q + 1) / (m q) ~ F(q, m − q + 1)`` with ``q = K − 1`` and
 ``m = min(participants, pages) − 1``: the small-sample correction for a covariance estimated from ``m + 1`` clusters
-of the scarcer factor; it tends to the χ²_q reference as both factors grow. Pairwise tests are the Wald t of each
-difference with its crossed-bootstrap standard error on the same ``m`` degrees of freedom, Holm-adjusted over all
-pairs.
+of the scarcer factor; it tends to the χ²_q reference as both factors grow, and with ``m < q`` (e.g. 3 participants,
+4 models) no test is computed (p = NaN, null in JSON) rather than a χ² p that would reject far too often.
+Pairwise tests are the Wald t of each difference with its crossed-bootstrap standard error on the same ``m`` degrees
+of freedom, Holm-adjusted over all pairs.
 """
 
 from __future__ import annotations
@@ -72,8 +73,8 @@ def omnibus(point: np.ndarray, boot: np.ndarray, n_participants: int, n_pages: i
 
 def _f_p(stat: float, q: int, m: int) -> float:
     """p of a Wald statistic on q constraints, covariance from m + 1 clusters: Hotelling's T² → F(q, m − q + 1)."""
-    if m - q + 1 <= 0:
-        return float(sps.chi2.sf(stat, q))
+    if m - q + 1 <= 0:  # fewer clusters of the scarcer factor than constraints + 1: the covariance cannot carry it
+        return float("nan")
     f = stat * (m - q + 1) / (m * q)
     return float(sps.f.sf(f, q, m - q + 1))
 

@@ -109,7 +109,8 @@ def _group(rows: pd.DataFrame, *, n_boot: int, seed: int, min_group_size: int) -
         )
     if (g.get("headline") or {}).get("p") is None:
         g["reasons"]["headline"] = (
-            "the crossed-bootstrap test needs at least 2 participants and 2 pages and some resampling variability"
+            "the crossed-bootstrap test needs more participants and more pages than models (its covariance comes "
+            "from the scarcer factor) and some resampling variability"
         )
     if "pl_log_worth" in g["reasons"]:  # no unadjusted MLE, so none with position worths either
         g["pl_position_adjusted"] = {"log_worth": {}, "se": {}, "position_log_worth": {}}

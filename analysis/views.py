@@ -102,20 +102,18 @@ def p_phrase(p: Any) -> str:
 def _test_phrase(g: dict) -> str:
     h, f = g.get("headline") or {}, g["friedman"]
     p, label = omnibus_p(g)
-    classic_p = f["p_exact"] if f.get("p_exact") is not None else f["p"]
-    classic = f"{'exact ' if f.get('p_exact') is not None else ''}Friedman p {p_phrase(classic_p)}"
-    classic += f", Kendall's W = {fmt(f['kendall_w'], 3)}"
+    exact = f.get("p_exact") is not None
+    classic = (
+        f"Classic view, {'exact ' if exact else ''}Friedman on participants' mean ranks: χ² = {fmt(f['statistic'])}, "
+        f"p {p_phrase(f['p_exact'] if exact else f['p'])}, Kendall's W = {fmt(f['kendall_w'], 3)}"
+    )
     if label == CROSSED:
         return (
-            f"Crossed-bootstrap Wald test of equal mean ranks over {g['n_participants']} participants and "
-            f"{h.get('n_pages')} pages: "
-            f"T = {fmt(h['statistic'])}, F({h['df']}, {h['df_denominator'] - h['df'] + 1}) p {p_phrase(p)} "
-            f"(classic view: {classic})"
+            "Test of equal mean ranks with participants and pages as random factors (crossed-bootstrap Wald, "
+            f"{g['n_participants']} participants × {h.get('n_pages')} pages): T = {fmt(h['statistic'])}, "
+            f"F({h['df']}, {h['df_denominator'] - h['df'] + 1}) p {p_phrase(p)}. {classic}"
         )
-    return (
-        f"{label[0].upper() + label[1:]} test on {f.get('n_participants', g['n_participants'])} participants' "
-        "mean ranks: " + (f"χ² = {fmt(f['statistic'])}, p {p_phrase(p)}, Kendall's W = {fmt(f['kendall_w'], 3)}")
-    )
+    return f"No crossed test ({no_test_reason(g)}). {classic}"
 
 
 def headline(a: Analysis, crit: str) -> str:

@@ -16,11 +16,13 @@ from analysis.summary import Analysis
 Table = tuple[list[str], list[list[str]]]
 
 UNIT_CAVEAT = (
-    "Participants and pages are both random samples: every interval comes from a crossed bootstrap that resamples "
-    "participants and pages, and the headline test of each criterion and group is a crossed-bootstrap Wald test of "
-    "equal mean ranks. The classic participant-level view stays beside it: Friedman on each participant's mean rank "
-    "of each model with Kendall's W (exact where a group is small) and pairwise Wilcoxon signed-rank tests, "
-    "Holm-adjusted over all pairs, with the matched-pairs rank-biserial as effect size."
+    "Participants and pages are both random samples, so judgments are correlated within a participant and "
+    "within a page (its images share their model-specific quality). Every interval comes from a crossed bootstrap "
+    "that resamples participants and pages, and the headline test of equal mean ranks uses its covariance. The "
+    "classic view, where the participant is the unit of analysis, stays alongside: Friedman with Kendall's W on each "
+    "participant's mean rank of each model (exact where a group is small), pairwise Wilcoxon signed-rank, "
+    "Holm-adjusted over all pairs of a group, with the matched-pairs rank-biserial as effect size; it ignores "
+    "page-to-page variation and so overstates significance when images vary."
 )
 RANK_CAVEAT = (
     "Rank 1 is best on every criterion (best match, most representative, least stereotypical, least offensive)."

@@ -159,6 +159,11 @@ def test_headline_detects_a_real_difference_and_is_one_when_models_tie(study):
     tied = headline.omnibus(np.full(t.n_models, 2.0), r.mean_ranks(t), t.n_participants, len(pages))
     assert (tied["statistic"], tied["p"]) == (0.0, 1.0)
     assert np.isnan(headline.omnibus(np.array([1.0, 2.0]), np.ones((50, 2)), 10, 10)["p"])  # no variability
+    rng = np.random.default_rng(3)
+    boot = rng.normal(2.5, 0.1, size=(200, 4))
+    few = headline.omnibus(np.array([2.0, 2.5, 2.6, 2.9]), boot, n_participants=3, n_pages=40)
+    assert few["df_denominator"] == 2 and np.isnan(few["p"])  # 3 participants cannot carry 3 constraints
+    assert np.isfinite(headline.omnibus(np.array([2.0, 2.5, 2.6, 2.9]), boot, 5, 40)["p"])
 
 
 def test_resample_must_be_known(study):

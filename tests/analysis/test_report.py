@@ -266,10 +266,18 @@ def test_html_is_self_contained_and_carries_the_caveats(ran):
     assert all(v.startswith("#") for v in others), others
     assert "<link" not in page and "<script" not in page and "@import" not in page and "url(" not in page
     assert 'name="viewport"' in page
-    for text in ("resamples participants and pages", "own prompts", "excluded", "SCoFT+MPC", "Stable Diffusion"):
+    for text in (
+        "participant is the unit",
+        "crossed bootstrap",
+        "own prompts",
+        "excluded",
+        "SCoFT+MPC",
+        "Stable Diffusion",
+    ):
         assert text in page
     md = (out / "report.md").read_text(encoding="utf-8")
-    assert "resamples participants and pages" in md and "figures/pl_forest.png" in md
+    assert "participant is the unit" in md and "figures/pl_forest.png" in md
+    assert "participants and pages as random factors" in md and "Classic view, Friedman" in md
 
 
 def test_same_seed_same_results(study):
