@@ -256,3 +256,21 @@ def test_minimum_group_size_is_configurable(design, tmp_path, capsys):
     csv = write_responses(df, tmp_path / "r.csv")
     assert report.main(["--responses", str(csv), "--out", str(tmp_path / "o"), "--min-group-size", "0"]) == 2
     assert "--min-group-size must be >= 1" in capsys.readouterr().err
+
+
+def test_a_missing_plackett_luce_estimate_says_why(design):
+    """A model ranked last in every judgment has worth −∞: no MLE, and the report names the model."""
+    df = simulate_responses(design, participants_per_culture={"korea": 16, "nigeria": 0}, seed=12)
+    keys = ["participant_id", "page_id", "criterion", "is_repeat", "is_attention_check"]
+    last = df["model_id"] == "sd"
+    others = df[~last].copy()
+    df.loc[~last, "rank"] = others.groupby(keys, observed=True)["rank"].rank(method="first").astype(np.int16)
+    df.loc[last, "rank"] = 3
+    a = analyse(df, design)
+    g = a.results["criteria"]["offensiveness"]["groups"]["all"]
+    assert all(m["pl_log_worth"] is None for m in g["models"].values())
+    assert g["reasons"]["pl_log_worth"] == "Plackett–Luce MLE does not exist: sd never ranked above another model"
+    assert g["pl_position_adjusted"]["reason"] == g["reasons"]["pl_log_worth"]
+    assert "Plackett–Luce: Plackett–Luce MLE does not exist: sd never ranked above another model." in (
+        render.render_markdown(a)
+    )
