@@ -98,15 +98,6 @@ def rank_columns(t: RankTable) -> np.ndarray:
     return np.stack([np.where(present, t.ranks, 0.0), present.astype(np.float64)], axis=1)
 
 
-def win_columns(t: RankTable) -> np.ndarray:
-    """(J, 2, K, K): judgment ranked a above b; judgment ranked both a and b."""
-    r = t.ranks
-    with np.errstate(invalid="ignore"):
-        better = (r[:, :, None] < r[:, None, :]).astype(np.float64)
-    p = t.present.astype(np.float64)
-    return np.stack([better, p[:, :, None] * p[:, None, :]], axis=1)
-
-
 def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
@@ -207,11 +198,6 @@ class Resampler:
             s = self.sums(win_columns(t))
             return pairwise_mean_rank(s[:, 0], s[:, 1])
         s = self.sums(rank_columns(t))
-        return ratio(s[:, 0], s[:, 1])
-
-    def win_rates(self, t: RankTable) -> np.ndarray:
-        """(B, K, K) share of judgments ranking a above b, among those ranking both, in each resample."""
-        s = self.sums(win_columns(t))
         return ratio(s[:, 0], s[:, 1])
 
 
