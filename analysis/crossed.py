@@ -195,8 +195,10 @@ class Resampler:
         """(B, K) mean rank of each model in each resample (from pairwise wins for partial rankings, as
         :meth:`analysis._tables.RankTable.pooled_mean_ranks`)."""
         if not t.complete:
-            s = self.sums(win_columns(t))
-            return pairwise_mean_rank(s[:, 0], s[:, 1])
+            types = stage_types(t.ranks)
+            counts = self.sums(stage_counts(types, np.arange(t.n_judgments), t.n_judgments))
+            wins = np.einsum("bt,tkl->bkl", counts, stage_wins(types))
+            return pairwise_mean_rank(wins, wins + wins.transpose(0, 2, 1))
         s = self.sums(rank_columns(t))
         return ratio(s[:, 0], s[:, 1])
 

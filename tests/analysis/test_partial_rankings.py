@@ -121,3 +121,20 @@ def test_the_crossed_headline_test_stays_calibrated_with_partial_rankings(design
         assert group["n_partial_judgments"] > 0
         rejected.append(group["headline"]["p"] < 0.05)
     assert np.mean(rejected) <= 0.10
+
+
+def test_crossed_resamples_of_partial_rankings_equal_weighted_pairwise_counts(design):
+    from analysis._tables import RankTable
+    from analysis.crossed import Resampler, resample_group
+
+    part = drop_model(null_study(design, 1, n=8), "scoft_mpc", 0.5, 1)
+    t = RankTable.from_long(part)
+    assert not t.complete
+    r, _ = Resampler.for_table(part, t, 25, 3)
+    w = r.weights.participant[:, r.participant_of] * r.weights.page[:, r.page_of]  # (B, J) judgment weights
+    with np.errstate(invalid="ignore"):
+        wins = (t.ranks[:, :, None] < t.ranks[:, None, :]).astype(float)
+    both = (t.present[:, :, None] & t.present[:, None, :]).astype(float)
+    want = pairwise_mean_rank(np.einsum("bj,jkl->bkl", w, wins), np.einsum("bj,jkl->bkl", w, both))
+    assert r.mean_ranks(t) == pytest.approx(want, nan_ok=True)
+    assert resample_group(t, r).mean_ranks == pytest.approx(want, nan_ok=True)
