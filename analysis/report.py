@@ -513,6 +513,7 @@ def summary_lines(a: Analysis) -> list[str]:
         f = g["friedman"]
         lines.append(
             f"{crit:<{width}}  best {a.label(best)} (mean rank {fmt(g['models'][best]['mean_rank'])})"
+            f"  crossed p {fmt_p(g.get('headline', {}).get('p'))}"
             f"  Friedman p {fmt_p(f['p'])}  W {fmt(f['kendall_w'], 3)}  n {g['n_participants']}"
         )
     return lines
@@ -556,7 +557,7 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def _summary_rows(a: Analysis) -> tuple[list[str], list[list[str]]]:
-    header = ["Criterion", "Best model", "Mean rank", "Friedman p", "Kendall's W", "Participants"]
+    header = ["Criterion", "Best model", "Mean rank", "Crossed p", "Friedman p", "Kendall's W", "Participants"]
     rows = []
     for crit in a.criteria:
         g = a.results["criteria"][crit]["groups"].get("all")
@@ -568,6 +569,7 @@ def _summary_rows(a: Analysis) -> tuple[list[str], list[list[str]]]:
                 crit.replace("_", " "),
                 a.label(best),
                 fmt(g["models"][best]["mean_rank"]),
+                fmt_p(g.get("headline", {}).get("p")),
                 fmt_p(g["friedman"]["p"]),
                 fmt(g["friedman"]["kendall_w"], 3),
                 fmt(g["n_participants"]),
