@@ -231,23 +231,27 @@ def tests_rows(a: Analysis, crit: str) -> Table:
 
 
 def summary_rows(a: Analysis) -> Table:
-    header = ["Criterion", "Best model (evidence)", "Lowest mean rank", "Omnibus p", "Kendall's W", "Participants"]
+    header = ["Criterion", "Best model (evidence)", "Lowest mean rank", "Headline p", "Classic Friedman p"]
+    header += ["Kendall's W", "Participants"]
     rows = []
     for crit in a.criteria:
         g = group(a, crit)
         if g is None:
-            rows.append([crit.replace("_", " "), "no rankings", "–", "–", "–", "0"])
+            rows.append([crit.replace("_", " "), "no rankings", "–", "–", "–", "–", "0"])
             continue
         best, _ = best_model(a, crit)
         order = ranked(g)
         p, label = omnibus_p(g)
+        f = g["friedman"]
+        exact = f.get("p_exact") is not None
         rows.append(
             [
                 crit.replace("_", " "),
                 a.label(best) if best else "none separated",
                 f"{a.label(order[0])} ({fmt(g['models'][order[0]]['mean_rank'])})" if order else "–",
                 f"{fmt_p(p)} ({label})" if p is not None else "no test",
-                fmt(g["friedman"]["kendall_w"], 3),
+                f"{fmt_p(f['p_exact'] if exact else f['p'])}{' (exact)' if exact else ''}",
+                fmt(f["kendall_w"], 3),
                 fmt(g["n_participants"]),
             ]
         )

@@ -157,7 +157,7 @@ def test_cli_writes_every_output(ran, study):
     # the terminal summary: per criterion, the best model, Friedman p and W
     for crit in ("cultural_relevance", "offensiveness"):
         line = next(line for line in stdout.splitlines() if line.startswith(crit))
-        assert "SCoFT+MPC" in line and "Friedman p" in line and " W " in line
+        assert "SCoFT+MPC" in line and "Friedman p" in line and " W " in line and "crossed p" in line
 
 
 def _is_number(x) -> bool:
