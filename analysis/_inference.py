@@ -203,32 +203,37 @@ def chi2_p(statistic: float, df: int) -> float:
     return float(sps.chi2.sf(statistic, df)) if math.isfinite(statistic) and df > 0 else float("nan")
 
 
-def friedman_exact_p(matrix: np.ndarray, *, max_states: int = 2_000_000) -> float:
+def friedman_exact_p(matrix: np.ndarray, *, max_states: int = 4_000_000) -> float:
     """Exact permutation p-value of the Friedman statistic (all within-block permutations equally likely).
 
-    Dynamic programming over blocks on the distribution of the treatments' rank-sum vector; for the small studies
-    (a handful of participants per culture) where the chi-square approximation is rough.
+    Dynamic programming over blocks on the distribution of the treatments' rank-sum vector, held as a dense array
+    over the first K − 1 rank sums (the last is fixed by the total); midranks are doubled to stay integers. For the
+    small groups (a handful of participants per culture) where the chi-square approximation is rough. Raises
+    ``ValueError`` when the array would exceed ``max_states`` cells (use the chi-square p there).
     """
     x = np.asarray(matrix, dtype=np.float64)
     x = x[~np.isnan(x).any(axis=1)]
     n, k = x.shape
-    ranks = sps.rankdata(x, axis=1)
-    scale = 2  # midranks are multiples of 1/2
-    observed = float(np.sum((ranks.sum(axis=0) * scale) ** 2))
-    dist: dict[tuple, float] = {(0,) * k: 1.0}
-    for row in (ranks * scale).astype(np.int64):
+    if n == 0 or k < 2:
+        return float("nan")
+    ranks = np.rint(sps.rankdata(x, axis=1) * 2).astype(np.int64)  # doubled midranks: integers 2..2k
+    dims = k - 1
+    width = n * (2 * k - 2) + 1  # each of the first k-1 doubled rank sums lies in [2n, 2kn]
+    if width**dims > max_states:
+        raise ValueError(f"exact Friedman p needs more than {max_states} states; use the chi-square p")
+    dist = np.zeros((1,) * dims)
+    dist[(0,) * dims] = 1.0
+    for row in ranks:
         perms = np.unique(np.array(list(itertools.permutations(row))), axis=0)
-        weight = 1.0 / len(perms)
-        nxt: dict[tuple, float] = {}
-        for state, prob in dist.items():
-            base = np.asarray(state)
-            for perm in perms:
-                key = tuple(base + perm)
-                nxt[key] = nxt.get(key, 0.0) + prob * weight
-        dist = nxt
-        if len(dist) > max_states:
-            raise ValueError(f"exact Friedman p needs more than {max_states} states; use the chi-square p")
-    sums = np.array(list(dist.keys()), dtype=np.float64)
-    probs = np.array(list(dist.values()))
-    stats_ = np.sum(sums**2, axis=1)
-    return float(np.sum(probs[stats_ >= observed * (1 - 1e-12)]))
+        shifts = perms[:, :dims] - 2
+        nxt = np.zeros(tuple(s + 2 * k - 2 for s in dist.shape))
+        for shift in shifts:
+            nxt[tuple(slice(o, o + s) for o, s in zip(shift, dist.shape, strict=True))] += dist
+        dist = nxt / len(perms)
+    total = int(ranks.sum())
+    grids = np.meshgrid(*[np.arange(s) + 2 * n for s in dist.shape], indexing="ij", sparse=True)
+    first = sum(g for g in grids)
+    stat = sum(g.astype(np.float64) ** 2 for g in grids) + (total - first).astype(np.float64) ** 2
+    observed = float(np.sum(ranks.sum(axis=0).astype(np.float64) ** 2))
+    feasible = dist > 0
+    return float(min(1.0, np.sum(dist[feasible & (stat >= observed * (1 - 1e-12))])))

@@ -72,6 +72,24 @@ def percentile_ci(samples: np.ndarray, level: float = 0.95) -> tuple[np.ndarray,
     return lo, hi
 
 
+def pairwise_mean_rank(wins: np.ndarray, both: np.ndarray) -> np.ndarray:
+    """Mean rank on the 1..K scale rebuilt from pairwise comparisons: ``1 + Σ_{j≠i} P̂(j ranked above i)``.
+
+    ``wins`` and ``both`` are (..., K, K) counts of judgments ranking a above b / ranking both. For complete rankings
+    this equals the ordinary mean rank (an item's rank is one plus the number of items above it). For partial
+    rankings it is what a missing item cannot move: deleting an item from a ranking leaves the order of every other
+    pair unchanged, so only the comparisons with the missing item change (and under Plackett–Luce the chance that i is
+    ranked above j does not depend on which other items are shown). NaN where some pair was never ranked together.
+    """
+    wins = np.asarray(wins, dtype=np.float64)
+    both = np.asarray(both, dtype=np.float64)
+    k = wins.shape[-1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lost = np.where(both > 0, (both - wins) / np.where(both > 0, both, 1.0), np.nan)
+    lost = np.where(np.eye(k, dtype=bool), 0.0, lost)
+    return 1.0 + lost.sum(axis=-1)
+
+
 @dataclass(frozen=True)
 class RankTable:
     """A long table reduced to a judgments × models rank matrix and a participant code per judgment."""
@@ -171,7 +189,39 @@ class RankTable:
         p = self.present.astype(np.float64)
         return self._per_participant(p[:, :, None] * p[:, None, :])
 
+    @cached_property
+    def complete(self) -> bool:
+        """Whether every ranking ranks every model of the table (no partial rankings)."""
+        return bool(self.present.all())
+
+    @cached_property
+    def n_partial(self) -> int:
+        """Number of rankings that leave out some model of the table."""
+        return int(np.count_nonzero(~self.present.all(axis=1)))
+
     def participant_means(self) -> np.ndarray:
-        """(P, K) each participant's mean rank of each model (NaN where never ranked)."""
+        """(P, K) each participant's mean rank of each model (NaN where never ranked).
+
+        With partial rankings, the mean rank rebuilt from the participant's pairwise comparisons
+        (:func:`pairwise_mean_rank`; NaN where the participant never ranked some pair together).
+        """
+        if not self.complete:
+            return pairwise_mean_rank(self.wins, self.both)
         with np.errstate(invalid="ignore", divide="ignore"):
             return self.rank_sums / self.rank_counts
+
+    def pooled_mean_ranks(self, weights: np.ndarray | None = None) -> np.ndarray:
+        """Mean rank of each model over all judgments (K,), or per row of participant ``weights`` (B, P) → (B, K).
+
+        Partial rankings use :func:`pairwise_mean_rank`; complete ones the plain ratio of rank sums to counts.
+        """
+        k = self.n_models
+        if self.complete:
+            num, den = self.rank_sums, self.rank_counts
+        else:
+            num, den = self.wins.reshape(-1, k * k), self.both.reshape(-1, k * k)
+        num, den = (num.sum(axis=0), den.sum(axis=0)) if weights is None else (weights @ num, weights @ den)
+        if self.complete:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+        return pairwise_mean_rank(num.reshape(*num.shape[:-1], k, k), den.reshape(*den.shape[:-1], k, k))

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442", "#000000")
 ALL_COLOUR = "#333333"
@@ -126,7 +127,7 @@ def forest_figure(
     models: Sequence[str] | None = None,
     groups: Sequence[str] | None = None,
     criteria: Sequence[str] | None = None,
-    title: str = "Plackett–Luce log-worth (95% participant-bootstrap CI)",
+    title: str = "Plackett–Luce log-worth (95% crossed-bootstrap CI)",
     group_labels: Mapping[str, str] | None = None,
 ) -> Figure:
     """Forest plot of log-worths with CIs: panel per criterion, row per model, one point per group.
@@ -149,9 +150,10 @@ def forest_figure(
             y = np.arange(len(model_order)) - 0.4 + step * (gi + 0.5)
             est = g["pl_log_worth"].to_numpy(dtype=float)
             lo, hi = g["ci_lo"].to_numpy(dtype=float), g["ci_hi"].to_numpy(dtype=float)
+            has_ci = np.isfinite(lo) & np.isfinite(hi)
             err = np.vstack([np.clip(est - lo, 0, None), np.clip(hi - est, 0, None)])
             ax.errorbar(
-                est,
+                np.where(has_ci, est, np.nan),
                 y,
                 xerr=np.nan_to_num(err),
                 fmt="o" if group == "all" else "s",
@@ -161,6 +163,9 @@ def forest_figure(
                 lw=1.2,
                 label=(group_labels or {}).get(group, group),
             )
+            if (~has_ci & np.isfinite(est)).any():  # no interval (group too small): an open marker, no bar
+                ax.plot(np.where(has_ci, np.nan, est), y, ls="none", marker="o" if group == "all" else "s", ms=4.5,
+                        mfc="white", mec=colours[group])  # fmt: skip
         ax.axvline(0.0, color="#999999", lw=0.8, ls="--")
         ax.set_yticks(np.arange(len(model_order)), [_label(m, labels) for m in model_order])
         ax.invert_yaxis()
@@ -220,11 +225,12 @@ def position_bias_figure(
     *,
     n_items: int | None = None,
     criteria: Sequence[str] | None = None,
-    title: str = "Mean rank by position in which an image was first shown",
+    title: str = "Mean rank by position in which an image was first shown (95% CI)",
 ) -> Figure:
     """Mean rank per ``initial_position``, one line per criterion, with the no-bias reference ``(K + 1) / 2``.
 
-    ``positions`` has columns ``criterion, initial_position, mean_rank`` (optionally ``n``).
+    ``positions`` has columns ``criterion, initial_position, mean_rank`` (optionally ``ci_lo, ci_hi``: drawn as 95%
+    interval bars, and ``n``).
     """
     if positions.empty:
         return _empty(title)
@@ -232,9 +238,16 @@ def position_bias_figure(
     colours = category_colours(crits)
     fig = Figure(figsize=(6.4, 4.0), layout="constrained")
     ax = fig.subplots()
-    for crit in crits:
+    offsets = np.linspace(-0.12, 0.12, len(crits)) if len(crits) > 1 else np.zeros(1)
+    for crit, dx in zip(crits, offsets, strict=True):
         sub = positions[positions["criterion"] == crit].sort_values("initial_position")
-        ax.plot(sub["initial_position"] + 1, sub["mean_rank"], marker="o", color=colours[crit], label=_pretty(crit))
+        x, est = sub["initial_position"].to_numpy() + 1 + dx, sub["mean_rank"].to_numpy(dtype=float)
+        if {"ci_lo", "ci_hi"} <= set(sub.columns):
+            lo, hi = sub["ci_lo"].to_numpy(dtype=float), sub["ci_hi"].to_numpy(dtype=float)
+            err = np.nan_to_num(np.vstack([np.clip(est - lo, 0, None), np.clip(hi - est, 0, None)]))
+            ax.errorbar(x, est, yerr=err, fmt="o-", color=colours[crit], capsize=2, lw=1.2, label=_pretty(crit))
+        else:
+            ax.plot(x, est, marker="o", color=colours[crit], label=_pretty(crit))
     k = n_items or int(positions["initial_position"].max()) + 1
     ax.axhline((k + 1) / 2, color="#999999", ls="--", lw=0.8, label="no position effect")
     ax.set_xticks(range(1, k + 1))
@@ -257,7 +270,8 @@ def rank_distribution_figure(
     max_points: int = 150,
     culture_labels: Mapping[str, str] | None = None,
 ) -> Figure:
-    """Per criterion (panel): each participant's mean rank of each model, as boxes plus points coloured by culture.
+    """Per criterion (panel): each participant's mean rank of each model, as boxes (median, quartiles, whiskers to
+    1.5 IQR) with a white diamond at the mean, plus points coloured by culture; the legend gives n per culture.
 
     ``participant_ranks`` has columns ``criterion, culture, participant_id, model_id, mean_rank``. Boxes use every
     participant; at most ``max_points`` points per culture and model are drawn (a seeded random subset).
@@ -292,13 +306,19 @@ def rank_distribution_figure(
                            boxprops={"facecolor": "none", "edgecolor": colours[culture]},
                            medianprops={"color": colours[culture]}, whiskerprops={"color": colours[culture]},
                            capprops={"color": colours[culture]}, manage_ticks=False)  # fmt: skip
-            ax.scatter([], [], color=colours[culture], label=(culture_labels or {}).get(culture, culture))
+                ax.plot(positions, [float(np.mean(d)) for d in data], ls="none", marker="D", ms=5,
+                        mfc="white", mec="black", mew=1.0, zorder=5)  # fmt: skip
+            n = sc["participant_id"].nunique()
+            name = (culture_labels or {}).get(culture, culture)
+            ax.scatter([], [], color=colours[culture], label=f"{name} (n = {n})")
         ax.set_xticks(range(len(model_order)), [_label(m, labels) for m in model_order], rotation=20, ha="right")
         ax.set_ylabel("participant mean rank (1 = best)")
         ax.invert_yaxis()
         ax.set_title(_pretty(crit))
     handles, names = axes[0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="outside lower center", ncols=min(n_c, 6), title="culture", frameon=False)
+    handles.append(Line2D([], [], ls="none", marker="D", ms=5, mfc="white", mec="black"))
+    names.append("mean")
+    fig.legend(handles, names, loc="outside lower center", ncols=min(n_c + 1, 7), title="culture", frameon=False)
     fig.suptitle(title)
     return fig
 
@@ -317,3 +337,56 @@ def save_png(fig: Figure, path: str | Path, *, dpi: int = 110) -> bytes:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return data
+
+
+PAPER_DPI = 300
+FORMATS = ("png", "svg", "pdf")
+
+
+def save_for_paper(fig: Figure, stem: str | Path, *, dpi: int = PAPER_DPI) -> list[Path]:
+    """Write ``fig`` as ``stem.png`` (``dpi``, default 300), ``stem.svg`` and ``stem.pdf`` (vector, without
+    timestamps: the same figure gives the same PNG and PDF bytes, and SVG up to clip-path ids); returns the paths
+    (PNG first)."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    engine = fig.get_layout_engine()
+    for ext in FORMATS:
+        path = stem.with_name(f"{stem.name}.{ext}")
+        metadata = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(ext)
+        with _svg_hash_salt(stem.name):
+            fig.savefig(path, format=ext, dpi=dpi if ext == "png" else "figure", metadata=metadata)
+        out.append(path)
+        fig.set_layout_engine("none")  # the first draw placed everything: the vector copies reuse that layout
+    fig.set_layout_engine(engine)
+    return out
+
+
+def screen_png(png: bytes, *, dpi: int = 110, from_dpi: int = PAPER_DPI) -> bytes:
+    """A screen-resolution copy of a high-resolution PNG (resampled, not redrawn), for embedding in HTML."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as im:
+        size = (max(1, round(im.width * dpi / from_dpi)), max(1, round(im.height * dpi / from_dpi)))
+        small = im.resize(size, Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    small.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+class _svg_hash_salt:
+    """SVG element ids derived from the figure name, not drawn at random (restored afterwards)."""
+
+    def __init__(self, salt: str) -> None:
+        self.salt = salt
+
+    def __enter__(self) -> None:
+        from matplotlib import rcParams
+
+        self.before = rcParams["svg.hashsalt"]
+        rcParams["svg.hashsalt"] = self.salt
+
+    def __exit__(self, *exc: object) -> None:
+        from matplotlib import rcParams
+
+        rcParams["svg.hashsalt"] = self.before

@@ -64,7 +64,7 @@ class _Problems:
 
 def _check_header(path: Path) -> None:
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
             header = next(csv.reader(fh), None)
     except FileNotFoundError:
         raise ResponsesError(f"{path}: no such file") from None
@@ -137,7 +137,7 @@ def read_responses(path: str | Path) -> pd.DataFrame:
             dtype="category",
             keep_default_na=False,
             na_values=[""],
-            encoding="utf-8",
+            encoding="utf-8-sig",  # a UTF-8 byte-order mark (Excel's "CSV UTF-8") is accepted and dropped
             low_memory=False,  # one pass: categories are not rebuilt and unioned chunk by chunk (2-3x faster)
         )
     except (pd.errors.ParserError, UnicodeDecodeError) as err:

@@ -2,12 +2,17 @@
 
 One culture is simulated with the design's pages and pages per participant. Model ``a`` (by default the design's
 last model) has population log-worth ``worth_difference`` above every other model; participants' own log-worths
-scatter around the population's with standard deviation ``heterogeneity``. Each simulated study is analysed as the
-report analyses a culture, with the participant as the unit: the pairwise Wilcoxon test of ``a`` against ``b`` (by
-default the first model) on participants' mean ranks, Holm-adjusted over all pairs, and the Friedman test. Power is
-the share of simulated studies in which the test rejects at ``alpha``.
+scatter around the population's with standard deviation ``heterogeneity``, and each image (page × model) has its own
+log-worth shift with standard deviation ``page_sd`` (pages are a sample of stimuli). Each simulated study is analysed
+as the report analyses a culture: the classic participant-level tests (pairwise Wilcoxon of ``a`` against ``b``, by
+default the first model, on participants' mean ranks, Holm-adjusted over all pairs; the Friedman test) and the
+report's headline test (``crossed``: crossed-bootstrap Wald test of equal mean ranks, ``analysis.headline``). Power is
+the share of simulated studies in which the test rejects at ``alpha``. With page variance the classic tests reject a
+true null too often, so their "power" is inflated by false positives; plan with ``crossed``.
 
-CLI: ``python -m analysis.power --design study_designs/x.toml --worth-difference 0.5 [--criterion C] [--sims N]``.
+``--pilot responses.csv`` estimates both SDs from a pilot (``analysis.variance``) instead of assuming them.
+
+CLI: ``python -m analysis.power --design study_designs/x.toml --worth-difference 0.5 [--pilot responses.csv]``.
 """
 
 from __future__ import annotations
@@ -25,8 +30,9 @@ from tqdm import tqdm
 from analysis.simulate import StudySpec, as_spec, simulate_responses
 from study_designs.schema import Design, DesignError, load_design
 
-TESTS = ("wilcoxon", "friedman")
+TESTS = ("wilcoxon", "friedman", "crossed")
 DEFAULT_HETEROGENEITY = 0.5
+CROSSED_BOOT = 200  # resamples per simulated study for the crossed test's covariance (its p uses an F reference)
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,7 @@ class PowerSetup:
     b: str
     worth_difference: float
     heterogeneity: float
+    page_sd: float = 0.0
 
     @property
     def worths(self) -> dict[str, float]:
@@ -52,7 +59,7 @@ class PowerResult:
     target_power: float
     alpha: float
     test: str
-    curve: pd.DataFrame  # participants, power, ci_lo, ci_hi, power_wilcoxon, power_friedman, n_sim
+    curve: pd.DataFrame  # participants, power, ci_lo, ci_hi, power_wilcoxon, power_friedman, power_crossed, n_sim
     setup: PowerSetup
 
 
@@ -64,6 +71,7 @@ def make_setup(
     culture: str | None = None,
     compare: tuple[str, str] | None = None,
     heterogeneity: float = DEFAULT_HETEROGENEITY,
+    page_sd: float = 0.0,
 ) -> PowerSetup:
     spec = as_spec(design)
     criterion = criterion or spec.criteria[0]
@@ -89,7 +97,9 @@ def make_setup(
         attention_checks=0,
         repeat_pages=0,
     )
-    return PowerSetup(one, culture, criterion, a, b, float(worth_difference), float(heterogeneity))
+    if not (math.isfinite(page_sd) and page_sd >= 0):
+        raise ValueError("page_sd must be a finite number >= 0")
+    return PowerSetup(one, culture, criterion, a, b, float(worth_difference), float(heterogeneity), float(page_sd))
 
 
 def simulate_tests(
@@ -103,6 +113,7 @@ def simulate_tests(
         participants_per_culture=participants,
         worths=setup.worths,
         heterogeneity=setup.heterogeneity,
+        page_sd=setup.page_sd,
         seed=int(np.random.SeedSequence(seed).generate_state(1)[0]),
     )
     out = {}
@@ -113,7 +124,21 @@ def simulate_tests(
         out["wilcoxon"] = float(hit["p_holm"].iloc[0]) if len(hit) else float("nan")
     if "friedman" in tests:
         out["friedman"] = float(stats.friedman(df)["p"])
+    if "crossed" in tests:
+        out["crossed"] = crossed_p(df)
     return out
+
+
+def crossed_p(df: pd.DataFrame, n_boot: int = CROSSED_BOOT, seed: int = 0) -> float:
+    """The report's headline p (crossed-bootstrap Wald test of equal mean ranks) for one criterion's rows."""
+    from analysis import headline
+    from analysis._tables import RankTable
+    from analysis.crossed import Resampler
+
+    t = RankTable.from_long(df)
+    r, pages = Resampler.for_table(df, t, n_boot, seed)
+    point = np.nanmean(np.where(t.present, t.ranks, np.nan), axis=0)
+    return float(headline.omnibus(point, r.mean_ranks(t), t.n_participants, len(pages))["p"])
 
 
 def power_at(
@@ -178,6 +203,7 @@ def power_curve(
     culture: str | None = None,
     compare: tuple[str, str] | None = None,
     heterogeneity: float = DEFAULT_HETEROGENEITY,
+    page_sd: float = 0.0,
     alpha: float = 0.05,
     n_sim: int = 200,
     seed: int = 0,
@@ -186,8 +212,8 @@ def power_curve(
     progress: bool = True,
 ) -> pd.DataFrame:
     """Simulated power at each number of participants per culture (columns: participants, power, ci_lo, ci_hi,
-    power_wilcoxon, power_friedman, n_sim); ``power`` is the chosen ``test``'s (the other is computed too when
-    ``both``, NaN otherwise)."""
+    power_wilcoxon, power_friedman, power_crossed, n_sim); ``power`` is the chosen ``test``'s (the others are computed
+    too when ``both``, NaN otherwise)."""
     _check_test(test)
     setup = make_setup(
         design,
@@ -196,6 +222,7 @@ def power_curve(
         culture=culture,
         compare=compare,
         heterogeneity=heterogeneity,
+        page_sd=page_sd,
     )
     ns = sorted(set(int(n) for n in participants))
     with tqdm(total=len(ns) * n_sim, desc="power simulations", unit="study", disable=not progress) as bar:
@@ -218,6 +245,7 @@ def participants_needed(
     culture: str | None = None,
     compare: tuple[str, str] | None = None,
     heterogeneity: float = DEFAULT_HETEROGENEITY,
+    page_sd: float = 0.0,
     test: str = "wilcoxon",
     both: bool = True,
     max_participants: int = 512,
@@ -242,6 +270,7 @@ def participants_needed(
         culture=culture,
         compare=compare,
         heterogeneity=heterogeneity,
+        page_sd=page_sd,
     )
     results: dict[int, dict] = {}
     bar = tqdm(total=0, desc="power simulations", unit="study", disable=not progress)
@@ -304,21 +333,24 @@ def _check_test(test: str) -> None:
 def format_result(result: PowerResult, design: Design | None = None) -> str:
     s = result.setup
     label = (design and {m.id: m.label for m in design.models}) or {}
-    test_name = (
-        f"Wilcoxon {label.get(s.a, s.a)} vs {label.get(s.b, s.b)} (Holm)" if result.test == "wilcoxon" else "Friedman"
-    )
+    test_name = {
+        "wilcoxon": f"Wilcoxon {label.get(s.a, s.a)} vs {label.get(s.b, s.b)} (Holm)",
+        "friedman": "Friedman",
+        "crossed": "crossed-bootstrap headline test",
+    }[result.test]
     lines = [
         f"culture {s.culture} ({len(s.spec.pages[s.culture])} pages, "
         f"{min(s.spec.pages_per_participant, len(s.spec.pages[s.culture]))} per participant), criterion {s.criterion}",
         f"log-worth of {label.get(s.a, s.a)} = {s.worth_difference:+g} against every other model; "
-        f"participant heterogeneity sd {s.heterogeneity:g}; alpha {result.alpha:g}",
+        f"participant sd {s.heterogeneity:.3g}; page × model sd {s.page_sd:.3g}; alpha {result.alpha:g}",
         "",
-        f"{'participants':>12}  {'power':>6}  {'95% MC interval':>16}  {'Wilcoxon':>8}  {'Friedman':>8}  {'sims':>5}",
+        f"{'participants':>12}  {'power':>6}  {'95% MC interval':>16}  {'Wilcoxon':>8}  {'Friedman':>8}  {'crossed':>8}"
+        f"  {'sims':>5}",
     ]
     for r in result.curve.itertuples(index=False):
         lines.append(
             f"{r.participants:>12}  {r.power:>6.1%}  {f'{r.ci_lo:.0%} – {r.ci_hi:.0%}':>16}  "
-            f"{r.power_wilcoxon:>8.1%}  {r.power_friedman:>8.1%}  {r.n_sim:>5}"
+            f"{r.power_wilcoxon:>8.1%}  {r.power_friedman:>8.1%}  {r.power_crossed:>8.1%}  {r.n_sim:>5}"
         )
     lines.append("")
     if result.participants is None:
@@ -335,6 +367,27 @@ def format_result(result: PowerResult, design: Design | None = None) -> str:
     return "\n".join(lines)
 
 
+def pilot_sds(path: str, design: Design, criterion: str | None) -> tuple[float, float, str]:
+    """(participant sd, page × model sd, a line saying what was estimated) from a pilot ``responses.csv``."""
+    from analysis.load import apply_exclusions, read_responses
+    from analysis.variance import log_worth_sds, rank_components
+
+    rows, _ = apply_exclusions(read_responses(path))
+    criterion = criterion or design.criteria[0].id
+    sub = rows[rows["criterion"].astype(str).to_numpy() == criterion]
+    if len(sub) == 0:
+        raise ValueError(f"the pilot has no rankings of criterion {criterion!r}")
+    comp = rank_components(sub)
+    k = int(sub["model_id"].nunique())
+    h, s = log_worth_sds(comp, k)
+    line = (
+        f"pilot {path}: {comp.n_participants} participants, {comp.n_pages} pages, {comp.n_judgments} rankings of "
+        f"{criterion}; rank variance participant {comp.participant:.3f}, page × model {comp.page:.3f}, residual "
+        f"{comp.residual:.3f} -> log-worth sd participant {h:.3f}, page × model {s:.3f}"
+    )
+    return h, s, line
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m analysis.power",
@@ -346,6 +399,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--culture", help="culture id (default: the one with the fewest pages)")
     p.add_argument("--compare", nargs=2, metavar=("A", "B"), help="models to compare (default: last vs first)")
     p.add_argument("--heterogeneity", type=float, default=DEFAULT_HETEROGENEITY, help="sd of participants' worths")
+    p.add_argument("--page-sd", type=float, default=0.0, help="sd of images' (page × model) worths")
+    p.add_argument(
+        "--pilot",
+        help="pilot responses.csv: estimate --heterogeneity and --page-sd from it (for the chosen criterion)",
+    )
     p.add_argument("--test", choices=TESTS, default="wilcoxon")
     p.add_argument("--alpha", type=float, default=0.05)
     p.add_argument("--power", type=float, default=0.8)
@@ -359,6 +417,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         design = load_design(args.design)
+        heterogeneity, page_sd = args.heterogeneity, args.page_sd
+        if args.pilot:
+            heterogeneity, page_sd, pilot_line = pilot_sds(args.pilot, design, args.criterion)
+            print(pilot_line)
         result = participants_needed(
             design,
             worth_difference=args.worth_difference,
@@ -369,11 +431,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             criterion=args.criterion,
             culture=args.culture,
             compare=tuple(args.compare) if args.compare else None,
-            heterogeneity=args.heterogeneity,
+            heterogeneity=heterogeneity,
+            page_sd=page_sd,
             test=args.test,
             max_participants=args.max_participants,
         )
-    except (DesignError, ValueError) as err:
+    except (DesignError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(format_result(result, design))

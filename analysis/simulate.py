@@ -9,6 +9,10 @@ Careless participants (share ``attention_failure_rate``) rank at random, so they
 (rank a marked image last); attentive ones rarely do. A participant is excluded when their failed checks reach the
 design's ``exclude_after_failed_checks``. Image order follows a cyclic Latin square over models (or a shuffle), and
 ``position_bias`` adds ``-position_bias * initial_position`` to every image's log-worth.
+
+Pages are a sample of stimuli: with ``page_sd > 0`` every image (page × model, per criterion) gets its own Gaussian
+log-worth shift with that standard deviation, shared by everyone who ranks the page — the page × model variance that
+makes judgments of one page correlated across participants.
 """
 
 from __future__ import annotations
@@ -191,6 +195,7 @@ def simulate_responses(
     pages_per_participant: int | None = None,
     seed: int = 0,
     attentive_check_failure: float = 0.02,
+    page_sd: float = 0.0,
 ) -> pd.DataFrame:
     """Simulate a study's ``responses.csv`` rows (columns exactly as DESIGN.md, in order).
 
@@ -202,6 +207,8 @@ def simulate_responses(
     spec = as_spec(design_or_spec)
     if heterogeneity < 0:
         raise ValueError("heterogeneity must be >= 0")
+    if page_sd < 0:
+        raise ValueError("page_sd must be >= 0")
     if not 0 <= attention_failure_rate <= 1:
         raise ValueError("attention_failure_rate must be in [0, 1]")
     rng = np.random.default_rng(seed)
@@ -282,6 +289,10 @@ def simulate_responses(
     # ---- rankings: Plackett–Luce by Gumbel-max, one per (slot, criterion) ---------------------------------------
     n_rank = n_slot * n_crit
     util = taste[s_part].reshape(n_rank, k)
+    if page_sd > 0:  # its own stream, so page_sd = 0 reproduces studies simulated before it existed
+        page_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+        image_effect = page_sd * page_rng.standard_normal((len(catalogue), n_crit, k))
+        util += image_effect[s_page].reshape(n_rank, k)
     util -= position_bias * np.repeat(position, n_crit, axis=0)
     util += rng.gumbel(size=(n_rank, k))
 

@@ -5,9 +5,11 @@ Every function is pure: it takes the long table (one row per participant, page, 
 (a subset such as ``df[df.criterion == "offensiveness"]``). Repeat pages (``is_repeat``) are left out of everything
 except :func:`test_retest`.
 
-Uncertainty comes from resampling participants (percentile intervals, seeded). The table is reduced once to
-per-participant sums; each bootstrap resample is a row of multinomial counts, so every statistic over all resamples is
-a matrix product (see ``analysis._tables``); Plackett–Luce fits all resamples at once (``analysis._pl``).
+Uncertainty comes from a crossed bootstrap that resamples participants and pages (percentile intervals, seeded;
+``resample="participants"`` gives the participant-only bootstrap). The table is reduced once to per-judgment
+sufficient statistics; each resample weights a judgment by its participant's times its page's multiplicity, so every
+statistic over all resamples is a matrix product (see ``analysis.crossed``); Plackett–Luce fits all resamples at once
+(``analysis._pl``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis import headline
 from analysis._alpha import LEVELS, alpha_from_coincidences, coincidences, krippendorff_alpha
 from analysis._inference import (
     friedman_exact_p,
@@ -34,10 +37,10 @@ from analysis._pl import (
     information,
     mle_exists,
     plackett_luce,
-    stage_counts,
-    stage_types,
 )
-from analysis._tables import RankTable, bootstrap_weights, codes, main_rows, percentile_ci
+from analysis._tables import RankTable, codes, main_rows, percentile_ci
+from analysis.crossed import GroupResamples, Resampler, alpha_resamples, resample_group
+from analysis.effects import group_additions
 
 __all__ = [
     "LEVELS",
@@ -122,9 +125,18 @@ def participant_mean_ranks(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _mean_rank_frame(t: RankTable, w: np.ndarray) -> pd.DataFrame:
-    point = _ratio(t.rank_sums.sum(axis=0), t.rank_counts.sum(axis=0))
-    boot = _ratio(w @ t.rank_sums, w @ t.rank_counts)
+RESAMPLE = ("crossed", "participants")
+
+
+def _resampler(df: pd.DataFrame, t: RankTable, n_boot: int, seed: int, resample: str) -> GroupResamples:
+    if resample not in RESAMPLE:
+        raise ValueError(f"resample must be one of {RESAMPLE}, got {resample!r}")
+    return resample_group(t, Resampler.for_table(df, t, n_boot, seed, pages=resample == "crossed")[0])
+
+
+def _mean_rank_frame(t: RankTable, r: GroupResamples) -> pd.DataFrame:
+    point = t.pooled_mean_ranks()
+    boot = r.mean_ranks
     lo, hi = percentile_ci(boot)
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)  # models never ranked give NaN
@@ -135,13 +147,14 @@ def _mean_rank_frame(t: RankTable, w: np.ndarray) -> pd.DataFrame:
     )
 
 
-def mean_ranks(df: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """Mean rank of each model over all judgments, with a participant-bootstrap percentile CI.
+def mean_ranks(df: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0, resample: str = "crossed") -> pd.DataFrame:
+    """Mean rank of each model over all judgments, with a bootstrap percentile CI.
 
-    ``sem`` is the bootstrap standard error (participants resampled), ``median_rank`` the median over judgments.
+    ``sem`` is the bootstrap standard error, ``median_rank`` the median over judgments. ``resample``: ``crossed``
+    (participants and pages) or ``participants`` (participants only).
     """
     t = _table(df)
-    return _mean_rank_frame(t, bootstrap_weights(t.n_participants, n_boot, seed))
+    return _mean_rank_frame(t, _resampler(df, t, n_boot, seed, resample))
 
 
 def rank_shares(df: pd.DataFrame) -> pd.DataFrame:
@@ -162,11 +175,11 @@ def top1_share(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"model_id": t.models, "top1_share": _ratio(hist[:, 0], hist.sum(axis=1))})
 
 
-def _win_frame(t: RankTable, w: np.ndarray) -> pd.DataFrame:
+def _win_frame(t: RankTable, r: GroupResamples) -> pd.DataFrame:
     k = t.n_models
     wins, both = t.wins.reshape(t.n_participants, k * k), t.both.reshape(t.n_participants, k * k)
     point = _ratio(wins.sum(axis=0), both.sum(axis=0))
-    lo, hi = percentile_ci(_ratio(w @ wins, w @ both))
+    lo, hi = percentile_ci(r.win_rates.reshape(r.n_boot, k * k))
     a, b = np.divmod(np.arange(k * k), k)
     keep = a != b
     models = t.models.to_numpy()
@@ -182,13 +195,13 @@ def _win_frame(t: RankTable, w: np.ndarray) -> pd.DataFrame:
     )
 
 
-def win_rates(df: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def win_rates(df: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0, resample: str = "crossed") -> pd.DataFrame:
     """For every ordered pair (a, b): share of judgments ranking a above b ("% ranked better").
 
-    Percentile CI from resampling participants; ``n`` is the number of judgments that ranked both.
+    Bootstrap percentile CI (``resample`` as in :func:`mean_ranks`); ``n`` is the number of judgments that ranked both.
     """
     t = _table(df)
-    return _win_frame(t, bootstrap_weights(t.n_participants, n_boot, seed))
+    return _win_frame(t, _resampler(df, t, n_boot, seed, resample))
 
 
 # -- tests on participant mean ranks ------------------------------------------------------------------------------
@@ -221,30 +234,29 @@ def _pairwise_frame(t: RankTable, **wilcoxon_kwargs) -> pd.DataFrame:
 
 
 # -- Plackett–Luce ----------------------------------------------------------------------------------------------------
-def _pl_frame(t: RankTable, w: np.ndarray) -> pd.DataFrame:
-    types = stage_types(t.ranks)
-    per_participant = stage_counts(types, t.participant_of, t.n_participants)
-    total = per_participant.sum(axis=0)
+def _pl_frame(t: RankTable, r: GroupResamples) -> pd.DataFrame:
+    types = r.types
+    total = r.stage_counts.sum(axis=0)
     k = t.n_models
     if total.sum() == 0 or not mle_exists(total, types, types.sets.T @ total > 0)[0]:
         theta, se = np.full(k, np.nan), np.full(k, np.nan)
-        boot = np.full((w.shape[0], k), np.nan)
+        boot = np.full((r.n_boot, k), np.nan)
     else:
         theta = fit_counts(total[None, :], types, max_iter=200, tol=1e-10)[0][0]
         se = constrained_se(information(theta, total, types), ~np.isnan(theta))
-        boot = fit_counts(w @ per_participant, types, start=theta)[0] if w.shape[0] else np.zeros((0, k))
+        boot = fit_counts(r.stage_count_sums, types, start=theta)[0] if r.n_boot else np.zeros((0, k))
     lo, hi = percentile_ci(boot)
     return pd.DataFrame({"model_id": t.models, "pl_log_worth": theta, "se": se, "ci_lo": lo, "ci_hi": hi})
 
 
-def pl_worths(df: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """Plackett–Luce log-worths (MLE over all judgments, centred to sum 0), model-based SE, participant-bootstrap CI.
+def pl_worths(df: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0, resample: str = "crossed") -> pd.DataFrame:
+    """Plackett–Luce log-worths (MLE over all judgments, centred to sum 0), model-based SE, bootstrap CI.
 
     NaN where the MLE does not exist (e.g. a model ranked last in every judgment); resamples in which it does not
     exist are left out of the percentile interval.
     """
     t = _table(df)
-    return _pl_frame(t, bootstrap_weights(t.n_participants, n_boot, seed))
+    return _pl_frame(t, _resampler(df, t, n_boot, seed, resample))
 
 
 # -- agreement ------------------------------------------------------------------------------------------------------
@@ -279,11 +291,11 @@ def position_bias(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """
     _one_criterion(df)
     t = RankTable.from_long(df, item_col="initial_position")
-    sums, counts = t.rank_sums.sum(axis=0), t.rank_counts.sum(axis=0)
+    counts = t.rank_counts.sum(axis=0)
     table = pd.DataFrame(
         {
             "initial_position": t.models.to_numpy(dtype=np.int64),
-            "mean_rank": _ratio(sums, counts),
+            "mean_rank": t.pooled_mean_ranks(),
             "n": counts.astype(np.int64),
         }
     )
@@ -473,9 +485,11 @@ def paper_views(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
 def summarise_group(df: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> dict:
     """The ``GROUP`` object of ``results.json`` (DESIGN.md) for one criterion × group, JSON-ready (NaN → null)."""
     t = _table(df)
-    w = bootstrap_weights(t.n_participants, n_boot, seed)
-    mr = _mean_rank_frame(t, w).set_index("model_id")
-    pl = _pl_frame(t, w).set_index("model_id")
+    resampler, pages = Resampler.for_table(df, t, n_boot, seed)
+    boot = resample_group(t, resampler)
+    mr = _mean_rank_frame(t, boot).set_index("model_id")
+    pl = _pl_frame(t, boot).set_index("model_id")
+    wr = _win_frame(t, boot).set_index(["a", "b"])
     hist = t.rank_histogram.sum(axis=0)
     shares = _ratio(hist, hist.sum(axis=1, keepdims=True))
     models = {}
@@ -490,6 +504,14 @@ def summarise_group(df: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> d
         }
     fr = friedman_matrix(t.participant_means())
     pw = _pairwise_frame(t)
+    models_ = list(t.models)
+    crossed_pairs = {
+        (models_[c["a"]], models_[c["b"]]): c
+        for c in headline.pairwise(mr["mean_rank"].to_numpy(), boot.mean_ranks, t.n_participants, len(pages))
+    }
+    alpha = page_alpha(df, "ordinal")
+    alpha_lo, alpha_hi = percentile_ci(alpha_resamples(df, resampler.weights, t.participants, pages)[:, None])
+    alpha_ci = [alpha_lo[0], alpha_hi[0]]
     group = {
         "n_participants": t.n_participants,
         "n_judgments": t.n_judgments,
@@ -498,8 +520,23 @@ def summarise_group(df: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> d
         "pairwise": [
             {"a": str(r.a), "b": str(r.b), "win_rate_a": r.win_rate_a, "statistic": r.statistic, "p": r.p}
             | {"p_holm": r.p_holm}
+            | _crossed_pair(wr, crossed_pairs, r.a, r.b)
             for r in pw.itertuples(index=False)
         ],
-        "agreement": {"krippendorff_alpha_ordinal": page_alpha(df, "ordinal")},
+        "agreement": {"krippendorff_alpha_ordinal": alpha, "krippendorff_alpha_ordinal_ci": alpha_ci},
+        "headline": headline.omnibus(mr["mean_rank"].to_numpy(), boot.mean_ranks, t.n_participants, len(pages))
+        | {"n_pages": len(pages)},
     }
+    group |= group_additions(t, group["friedman"], group["pairwise"], pl["pl_log_worth"].to_numpy())
     return _clean(group)
+
+
+def _crossed_pair(wr: pd.DataFrame, pairs: dict, a: Any, b: Any) -> dict:
+    """The crossed-bootstrap additions to one ``pairwise`` entry: win-rate CI, mean-rank difference test."""
+    c = pairs[(a, b)]
+    return {
+        "win_rate_ci": [wr.at[(a, b), "ci_lo"], wr.at[(a, b), "ci_hi"]],
+        "mean_rank_difference": c["difference"],
+        "p_crossed": c["p"],
+        "p_crossed_holm": c["p_holm"],
+    }

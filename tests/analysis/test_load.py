@@ -204,3 +204,22 @@ def test_culture_in_question_text(tmp_path):
     design = load_design(REPO / "study_designs" / "demo.toml")
     df = attach_design(read_responses(write(export(criteria=("cultural_relevance",)), tmp_path)), design)
     assert set(df["criterion_question"]) == {"How well does each image represent Korean culture?"}
+
+
+def test_excel_csv_with_byte_order_mark_and_crlf_is_read(tmp_path):
+    """Excel's "CSV UTF-8 (comma delimited)" starts with a BOM and ends lines with CRLF; a BOM must not be data."""
+    raw = export()
+    raw.loc[0, "participant_id"] = "pé"  # non-ASCII survives too
+    raw.loc[raw["participant_id"] == "p0", "participant_id"] = "pé"
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + raw.to_csv(index=False, lineterminator="\r\n").encode("utf-8"))
+    df = read_responses(path)
+    plain = read_responses(write(raw, tmp_path))
+    assert list(df.columns) == COLUMNS
+    pd.testing.assert_frame_equal(df, plain)
+    assert "pé" in set(df["participant_id"].astype(str))
+    # a BOM is not a licence for a wrong header: the first column is still checked
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"\xef\xbb\xbf" + raw.rename(columns={"round_id": "round"}).to_csv(index=False).encode())
+    with pytest.raises(ResponsesError, match=r"missing column\(s\) \['round_id'\]"):
+        read_responses(bad)

@@ -185,7 +185,9 @@ def test_cluster_bootstrap_se(cases):
             "rank": (x[:, None] + offsets[None, :]).ravel(),
         }
     )
-    clustered = stats.mean_ranks(long, n_boot=40_000, seed=1)
+    clustered = stats.mean_ranks(long, n_boot=40_000, seed=1, resample="participants")
     close(clustered["sem"].iloc[0], e["ideal_bootstrap_se"], tol["cluster_bootstrap_B40000"])
-    naive = stats.mean_ranks(long.assign(participant_id=long["page_id"]), n_boot=40_000, seed=1)
+    naive = stats.mean_ranks(
+        long.assign(participant_id=long["page_id"]), n_boot=40_000, seed=1, resample="participants"
+    )
     close(naive["sem"].iloc[0], e["naive_observation_level_bootstrap_se_approx"], 0.5)

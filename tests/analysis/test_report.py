@@ -157,18 +157,29 @@ def test_cli_writes_every_output(ran, study):
     # the terminal summary: per criterion, the best model, Friedman p and W
     for crit in ("cultural_relevance", "offensiveness"):
         line = next(line for line in stdout.splitlines() if line.startswith(crit))
-        assert "SCoFT+MPC" in line and "Friedman p" in line and " W " in line
+        assert "SCoFT+MPC" in line and "Friedman p" in line and " W " in line and "crossed p" in line
 
 
 def _is_number(x) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
+def keys_then_new(obj: dict, pinned: list[str], new: list[str]) -> None:
+    """The DESIGN.md keys come first, in their order; keys added since come only after them."""
+    assert list(obj)[: len(pinned)] == pinned
+    assert list(obj)[len(pinned) :] == new
+
+
 def test_results_json_follows_the_schema(ran, study):
     out, _, _ = ran
     _, design, df, _ = study
     res = json.loads((out / "results.json").read_text())
-    assert set(res) == {"schema", "n_participants", "n_excluded", "criteria"}
+    keys_then_new(
+        res, ["schema", "n_participants", "n_excluded", "criteria"], ["inference", "position_balance", "warnings"]
+    )
+    assert res["inference"]["method"].startswith("crossed bootstrap")
+    assert res["inference"]["n_boot"] >= 1 and isinstance(res["inference"]["seed"], int)
+    assert res["inference"]["min_group_size"] == 15
     assert res["schema"] == "scoft-study/results/v1"
     per_participant = df.groupby("participant_id")["excluded"].first()
     assert res["n_excluded"] == int(per_participant.sum()) > 0
@@ -179,13 +190,20 @@ def test_results_json_follows_the_schema(ran, study):
         assert set(crit) == {"groups"}
         assert set(crit["groups"]) == {"all", "korea", "nigeria"}
         for g in crit["groups"].values():
-            assert set(g) == {"n_participants", "n_judgments", "models", "friedman", "pairwise", "agreement"}
+            keys_then_new(
+                g,
+                ["n_participants", "n_judgments", "models", "friedman", "pairwise", "agreement"],
+                ["headline", "n_partial_judgments", "reasons", "pl_position_adjusted"],
+            )
+            h = g["headline"]
+            assert h["df"] == len(models) - 1 and 0 <= h["p"] <= 1 and h["statistic"] >= 0
+            assert h["n_pages"] >= 1 and h["df_denominator"] == min(g["n_participants"], h["n_pages"]) - 1
             assert isinstance(g["n_participants"], int) and isinstance(g["n_judgments"], int)
             assert set(g["models"]) == models
             for m in g["models"].values():
-                assert set(m) == {"mean_rank", "mean_rank_ci", "top1_share", "rank_shares", "pl_log_worth"} | {
-                    "pl_log_worth_ci"
-                }
+                keys_then_new(
+                    m, ["mean_rank", "mean_rank_ci", "top1_share", "rank_shares", "pl_log_worth", "pl_log_worth_ci"], []
+                )
                 lo, hi = m["mean_rank_ci"]
                 assert lo <= m["mean_rank"] <= hi
                 lo, hi = m["pl_log_worth_ci"]
@@ -194,19 +212,36 @@ def test_results_json_follows_the_schema(ran, study):
                 assert sum(m["rank_shares"]) == pytest.approx(1.0)
                 assert m["top1_share"] == pytest.approx(m["rank_shares"][0])
             assert sum(m["pl_log_worth"] for m in g["models"].values()) == pytest.approx(0.0, abs=1e-6)
-            assert set(g["friedman"]) == {"statistic", "df", "p", "kendall_w"}
-            assert all(_is_number(v) for v in g["friedman"].values())
+            keys_then_new(g["friedman"], ["statistic", "df", "p", "kendall_w"], ["n_participants", "p_exact"])
+            assert all(_is_number(g["friedman"][k]) for k in ("statistic", "df", "p", "kendall_w"))
             assert g["friedman"]["df"] == len(models) - 1
+            assert g["friedman"]["p_exact"] is None  # groups of ~18 participants use the chi-square p
             assert len(g["pairwise"]) == len(models) * (len(models) - 1) // 2
             for p in g["pairwise"]:
-                assert set(p) == {"a", "b", "win_rate_a", "statistic", "p", "p_holm"}
+                keys_then_new(
+                    p,
+                    ["a", "b", "win_rate_a", "statistic", "p", "p_holm"],
+                    ["win_rate_ci", "mean_rank_difference", "p_crossed", "p_crossed_holm", "rank_biserial"],
+                )
+                lo, hi = p["win_rate_ci"]
+                assert 0 <= lo <= p["win_rate_a"] <= hi <= 1
+                assert 0 <= p["p_crossed"] <= p["p_crossed_holm"] <= 1
                 assert {p["a"], p["b"]} <= models
                 assert 0 <= p["p"] <= p["p_holm"] <= 1
-            assert set(g["agreement"]) == {"krippendorff_alpha_ordinal"}
+                assert -1 <= p["rank_biserial"] <= 1
+            keys_then_new(g["agreement"], ["krippendorff_alpha_ordinal"], ["krippendorff_alpha_ordinal_ci"])
+            lo, hi = g["agreement"]["krippendorff_alpha_ordinal_ci"]
+            assert lo <= g["agreement"]["krippendorff_alpha_ordinal"] <= hi
+            assert g["n_partial_judgments"] == 0 and g["reasons"] == {}
+            adj = g["pl_position_adjusted"]
+            assert adj["reason"] is None and set(adj["log_worth"]) == models
         groups = crit["groups"]
         assert (
             groups["korea"]["n_participants"] + groups["nigeria"]["n_participants"] == groups["all"]["n_participants"]
         )
+    for name in ("all", "korea", "nigeria"):
+        assert res["position_balance"][name]["verdict"] == "balanced"  # the simulator's Latin square, measured
+    assert res["warnings"] == []
 
 
 def test_html_is_self_contained_and_carries_the_caveats(ran):
@@ -231,10 +266,18 @@ def test_html_is_self_contained_and_carries_the_caveats(ran):
     assert all(v.startswith("#") for v in others), others
     assert "<link" not in page and "<script" not in page and "@import" not in page and "url(" not in page
     assert 'name="viewport"' in page
-    for text in ("participant is the unit", "own prompts", "excluded", "SCoFT+MPC", "Stable Diffusion"):
+    for text in (
+        "participant is the unit",
+        "crossed bootstrap",
+        "own prompts",
+        "excluded",
+        "SCoFT+MPC",
+        "Stable Diffusion",
+    ):
         assert text in page
     md = (out / "report.md").read_text(encoding="utf-8")
     assert "participant is the unit" in md and "figures/pl_forest.png" in md
+    assert "participants and pages as random factors" in md and "Classic view, Friedman" in md
 
 
 def test_same_seed_same_results(study):
