@@ -132,9 +132,11 @@ def alpha_batch(o: np.ndarray, values: np.ndarray, level: str) -> np.ndarray:
 def alpha_resamples(df: pd.DataFrame, weights: CrossedWeights, participants: pd.Index, pages: pd.Index) -> np.ndarray:
     """Krippendorff's α (ordinal) of each resample: units = images (page × model), raters = participants.
 
-    A participant drawn w times is w raters with the same values; a page drawn w times is w copies of its images.
-    Per resample, value counts per image are participant-weighted sums (one sparse product), each image's coincidence
-    matrix is ``(n nᵀ − diag n) / (m − 1)``, and the page weight multiplies it before pooling.
+    A participant drawn w times is w raters with the same values, but copies of one participant are never paired with
+    each other (a rater cannot agree with themselves: pairing copies would inflate α, and the interval would miss the
+    estimate); a page drawn w times is w copies of its images. Per resample, value counts per image are
+    participant-weighted sums ``n`` (one sparse product) and ``s`` the sums of squared weights, each image's coincidence
+    matrix is ``(n nᵀ − diag s) / (m − 1)``, and the page weight multiplies it before pooling.
     """
     rows = main_rows(df)
     rows = rows[rows["rank"].notna()]
@@ -153,12 +155,13 @@ def alpha_resamples(df: pd.DataFrame, weights: CrossedWeights, participants: pd.
     step = max(1, _CHUNK_ELEMENTS // max(n_units * n_v, 1))
     for first in range(0, weights.n_boot, step):
         sl = slice(first, first + step)
-        counts = np.asarray(m @ weights.participant[sl].T).T.reshape(-1, n_units, n_v)  # (b, U, V)
+        wp = weights.participant[sl]
+        counts = np.asarray(m @ wp.T).T.reshape(-1, n_units, n_v)  # (b, U, V)
+        squares = np.asarray(m @ (wp * wp).T).T.reshape(-1, n_units, n_v)  # Σ w² per value: same-rater pairs
         size = counts.sum(axis=2)
         scale = np.where(size >= 2, weights.page[sl][:, unit_page] / np.where(size >= 2, size - 1, 1.0), 0.0)
-        scaled = counts * scale[:, :, None]
-        out[sl] = np.einsum("buv,buw->bvw", scaled, counts)
-        diag = scaled.sum(axis=1)
+        out[sl] = np.einsum("buv,buw->bvw", counts * scale[:, :, None], counts)
+        diag = (squares * scale[:, :, None]).sum(axis=1)
         idx = np.arange(n_v)
         out[sl, idx, idx] -= diag
     return alpha_batch(out, values.to_numpy(dtype=np.float64), "ordinal")

@@ -11,7 +11,7 @@ from scipy import stats as sps
 
 from analysis import headline, stats
 from analysis._tables import RankTable, percentile_ci
-from analysis.crossed import CrossedWeights, Resampler, alpha_resamples
+from analysis.crossed import CrossedWeights, Resampler, alpha_batch, alpha_resamples
 from analysis.simulate import make_spec, simulate_responses
 
 N_BOOT, SEED = 25, 7
@@ -98,13 +98,33 @@ def test_pl_worths_equal_brute_force(study, brute):
     np.testing.assert_allclose(got["ci_hi"], hi, atol=1e-7)
 
 
+def distinct_rater_alpha(df: pd.DataFrame) -> float:
+    """Ordinal α by loops over pairs of values, pairing only copies that come from different participants."""
+    df = df[df["rank"].notna()]
+    values = np.sort(df["rank"].unique().astype(np.float64))
+    index = {v: i for i, v in enumerate(values)}
+    o = np.zeros((len(values), len(values)))
+    for _, unit in df.groupby(["page_id", "model_id"]):
+        raters = [
+            (pid.split("#")[0], index[float(r)]) for pid, r in zip(unit["participant_id"], unit["rank"], strict=True)
+        ]
+        if len(raters) < 2:
+            continue
+        for (a, va), (b, vb) in itertools.permutations(raters, 2):
+            if a != b:
+                o[va, vb] += 1.0 / (len(raters) - 1)
+    return float(alpha_batch(o[None], values, "ordinal")[0])
+
+
 def test_alpha_resamples_equal_brute_force(study, brute):
     w, copies = brute
     t = RankTable.from_long(study)
     pages = pd.Index(sorted(study["page_id"].unique()))
     got = alpha_resamples(study, w, t.participants, pages)
-    want = [stats.page_alpha(c, "ordinal") for c in copies]
+    want = [distinct_rater_alpha(c) for c in copies]
     np.testing.assert_allclose(got, want, atol=1e-12)
+    # copies of one participant are not paired: the self-agreement they would add is absent
+    assert not np.allclose(got, [stats.page_alpha(c, "ordinal") for c in copies])
     ones = CrossedWeights(np.ones((1, t.n_participants)), np.ones((1, len(pages))), 0, True)
     assert alpha_resamples(study, ones, t.participants, pages)[0] == pytest.approx(stats.page_alpha(study), abs=1e-12)
 
