@@ -23,6 +23,7 @@ from app.crud.participants import (
     finish_instructions,
     give_consent,
     preview,
+    return_study,
     show,
     submit_page,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "page_coverage",
     "preview",
     "reclaim_expired_leases",
+    "return_study",
     "show",
     "submit_page",
 ]

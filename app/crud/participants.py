@@ -28,6 +28,7 @@ from app.flow.machine import (
     FinishInstructions,
     Moved,
     Replayed,
+    ReturnStudy,
     Show,
     Stored,
     Submit,
@@ -201,6 +202,36 @@ def choose_culture(session: Session, *, code: str, culture: str, now: datetime) 
                 culture=culture,
                 pages=len(slots),
             )
+        return _move(session, loaded, moved, now)
+
+
+def return_study(session: Session, *, code: str, now: datetime) -> Participant:
+    """The participant stops and returns the study: status ``returned``, their held page lease freed (so the page
+    goes back to the pool at once), the pages they sent kept. Repeating it changes nothing. Audited."""
+    with write(session):
+        loaded = load(session, code, lock=True)
+        moved = apply(loaded.state, ReturnStudy())
+        assert isinstance(moved, Moved)
+        if moved.status == loaded.state.status:
+            return loaded.row
+        session.exec(
+            update(Assignment)
+            .where(
+                col(Assignment.participant_id) == loaded.row.id,
+                col(Assignment.submitted_at).is_(None),
+                col(Assignment.leased_until) > now,
+            )
+            .values(leased_until=now)
+            .execution_options(synchronize_session=False)
+        )
+        audit(
+            session,
+            at=now,
+            actor="participant",
+            action="returned",
+            round_id=loaded.row.round_id,
+            participant=loaded.row.id,
+        )
         return _move(session, loaded, moved, now)
 
 

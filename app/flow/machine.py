@@ -7,6 +7,7 @@ Steps, in order::
     consent --Consent(declined)--> ineligible   ("I do not agree": the declined-consent exit)
     any live step --(all leases expired, reclaimed)--> timed_out;  researcher --> excluded
     timed_out --Submit(current page)--> timed_out (the page is stored, flagged late; the last page completes)
+    any live step --ReturnStudy--> returned   ("Stop and return the study": pages already sent are kept)
 
 ``apply(state, event)`` returns what to write (an ``Outcome``) or raises a ``DomainError``; ``app.crud`` loads the
 state under a lock, calls it, and writes the outcome's rows.
@@ -151,7 +152,12 @@ class Reclaim:
     now: datetime
 
 
-Event = Consent | ChooseCulture | Assigned | FinishInstructions | Show | Submit | Reclaim
+@dataclass(frozen=True, slots=True)
+class ReturnStudy:
+    """The participant chose to stop and return the study (after a confirm step)."""
+
+
+Event = Consent | ChooseCulture | Assigned | FinishInstructions | Show | Submit | Reclaim | ReturnStudy
 
 # -- outcomes ---------------------------------------------------------------------------------------------------
 
@@ -235,6 +241,9 @@ def apply(state: State, event: Event) -> Outcome:
             open_slots = state.pending
             expired = bool(open_slots) and not any(s.lease_live(event.now) for s in open_slots)
             return TimedOut(state.status.is_live and expired)
+        case ReturnStudy():
+            # idempotent: a repeated form, or one sent after the participant finished or left, changes nothing
+            return Moved(S.RETURNED if state.status.is_live else state.status)
     raise TypeError(f"unknown event {event!r}")
 
 

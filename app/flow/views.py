@@ -130,6 +130,8 @@ def step_view(step: Step, *, design: Design, person: Person, state: State, error
         return exit_view(_INELIGIBLE_EXIT.get(person.exclusion_reason or "", "screened_out"), design, person)
     if state.status == ParticipantStatus.TIMED_OUT:
         return exit_view("timed_out", design, person)
+    if state.status == ParticipantStatus.RETURNED:
+        return exit_view("returned", design, person)
     return message(N_("This session has ended"), N_("Thank you for your time."), languages=design.languages)
 
 
@@ -144,6 +146,10 @@ _EXIT_TEXT = {
         "Every page for your culture already has enough answers, so there is nothing left to rank.",
     ),
     "declined": ("You have left the study", "You did not agree to take part, so nothing more will be asked of you."),
+    "returned": (
+        "You have stopped the study",
+        "You chose to stop, so nothing more will be asked of you. The pages you finished are saved.",
+    ),
     "timed_out": (
         "Your time ran out",
         "The time to finish this study has passed, so your remaining pages were given to others. "
@@ -154,7 +160,10 @@ _EXIT_TEXT = {
 
 def exit_view(kind: str, design: Design, person: Person) -> View:
     """An early exit: what happened, the design's code for it, and (Prolific) the redirect that records it."""
-    ex: ExitInfo = exit_for(design.recruitment, kind, person.platform)
+    # a returned study has no code of its own: the participant returns it on the platform
+    ex: ExitInfo = (
+        ExitInfo(kind, None, None) if kind == "returned" else exit_for(design.recruitment, kind, person.platform)
+    )
     heading, text = _EXIT_TEXT[kind]
     if ex.code:
         todo = "Please enter this code on the recruitment platform so your submission is recorded correctly."

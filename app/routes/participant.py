@@ -19,7 +19,7 @@ from app import crud, i18n
 from app.blinding import PREVIEW, image_of, split_token
 from app.crud.participants import ENROL_WINDOW_S
 from app.deps import ClockDep, CurrentParticipant, CurrentRound, SessionDep, SettingsDep, TemplatesDep
-from app.flow import InvalidInput, NotFound
+from app.flow import InvalidInput, NotFound, ParticipantStatus
 from app.flow.views import View, message
 from app.identity import EntryError, parse_entry
 from app.middleware import MTURK_CSP
@@ -167,6 +167,27 @@ async def profile(code: str, request: Request, session: SessionDep, clock: Clock
 @router.post("/p/{code}/instructions", include_in_schema=False)
 async def instructions(code: str, session: SessionDep, clock: ClockDep) -> Response:
     await run_in_threadpool(lambda: crud.finish_instructions(session, code=code, now=clock()))
+    return _to(code)
+
+
+@router.get("/p/{code}/return", response_class=HTMLResponse, include_in_schema=False)
+def return_confirm(current: CurrentParticipant, request: Request, templates: TemplatesDep) -> Response:
+    """The confirm step of "Stop and return the study"; shows only, changes nothing."""
+    if not ParticipantStatus(current.row.status).is_live:
+        return _to(current.row.code)
+    design = current.design.localized(i18n.choose(current.design.languages, wanted(request)))
+    view = View(
+        "participant/return.html",
+        {"code": current.row.code, "title": design.title, "design_languages": design.languages},
+    )
+    return render(templates, request, view, platform=current.row.platform)
+
+
+@router.post("/p/{code}/return", include_in_schema=False)
+async def return_study(code: str, request: Request, session: SessionDep, clock: ClockDep) -> Response:
+    """Stop and return the study (POST only, idempotent); then the link shows what to do on the platform."""
+    if (await _form(request)).get("confirm") == ["yes"]:
+        await run_in_threadpool(lambda: crud.return_study(session, code=code, now=clock()))
     return _to(code)
 
 
