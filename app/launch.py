@@ -220,6 +220,7 @@ def launch_round(
     actor: str = "cli",
     images_dir: Path | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    pilot: bool = False,
 ) -> LaunchResult:
     """Validate and create round ``round_id`` from files. With ``reuse``, an identical existing round is left as it is.
 
@@ -235,7 +236,9 @@ def launch_round(
         manifest_name=str(manifest_path),
         images_dir=images_dir if images_dir is not None else manifest_path.parent,
     )
-    return launch(session, inp, media_root=media_root, now=now, reuse=reuse, actor=actor, max_pixels=max_pixels)
+    return launch(
+        session, inp, media_root=media_root, now=now, reuse=reuse, actor=actor, max_pixels=max_pixels, pilot=pilot
+    )
 
 
 def launch(
@@ -247,8 +250,11 @@ def launch(
     reuse: bool = False,
     actor: str = "cli",
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    pilot: bool = False,
 ) -> LaunchResult:
-    """Validate and create a round from in-memory design and manifest bytes: the one launch path (CLI and console)."""
+    """Validate and create a round from in-memory design and manifest bytes: the one launch path (CLI and console).
+
+    ``pilot``: everyone who enters the round is a pilot participant until the round is promoted."""
     round_id, base = inp.round_id, inp.images_dir
     if not ROUND_ID.match(round_id):
         raise LaunchError([f"round id {round_id!r}: use 1-64 lowercase letters, digits, '-' or '_'"])
@@ -299,6 +305,7 @@ def launch(
                 manifest_sha256=manifest_sha,
                 status="open",
                 created_at=now,
+                pilot=pilot,
             )
         )
         session.flush()
@@ -313,7 +320,7 @@ def launch(
                 actor=actor,
                 action="launch",
                 round_id=round_id,
-                detail={"design": design.id, "design_sha256": design_sha, "images": len(rows)},
+                detail={"design": design.id, "design_sha256": design_sha, "images": len(rows), "pilot": pilot},
             )
         )
     return LaunchResult(round_id, True, len(rows), len(design.pages()))

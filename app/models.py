@@ -27,6 +27,8 @@ class Round(SQLModel, table=True):
     # drawn at launch, never shown: keys the image orders (``assignment.culture_order_seed``) and the per-slot image
     # tokens (``app.blinding``), so neither can be recomputed from the public design, yet both are reproducible
     secret: str = Field(default_factory=lambda: secrets.token_hex(32), max_length=64)
+    # a pilot round: everyone who enters is flagged ``Participant.pilot`` until ``python -m app.rounds promote``
+    pilot: bool = Field(default=False)
 
 
 class RoundPage(SQLModel, table=True):

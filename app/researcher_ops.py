@@ -52,6 +52,7 @@ class LaunchRequest:
     images_dir: str | None = None
     design_filename: str | None = None
     manifest_filename: str | None = None
+    pilot: bool = False  # launch as a pilot round (see ``app.launch.launch``)
 
 
 def _input_problems(req: LaunchRequest) -> list[str]:
@@ -117,6 +118,7 @@ def launch(session: Session, req: LaunchRequest, *, settings: Settings, actor: s
             now=console_data.aware_utc(now),
             actor=actor,
             max_pixels=settings.image_max_pixels,
+            pilot=req.pilot,
         )
     except LaunchError as err:
         raise LaunchProblems(err.problems) from None

@@ -28,12 +28,14 @@ def cmd_launch(args: argparse.Namespace, settings: Settings) -> int:
                 now=utcnow(),
                 reuse=args.reuse,
                 max_pixels=settings.image_max_pixels,
+                pilot=args.pilot,
             )
         except LaunchError as err:
             error(PROG, f"cannot launch round {args.round!r}: {len(err.problems)} problem(s)", *err.problems)
             return USAGE
     if result.created:
-        print(f"round {result.round_id}: launched with {result.n_pages} pages, {result.n_images} images")
+        kind = " as a pilot (promote it to open it for real participants)" if args.pilot else ""
+        print(f"round {result.round_id}: launched{kind} with {result.n_pages} pages, {result.n_images} images")
     else:
         print(f"round {result.round_id}: already launched with the same design and manifest; nothing to do")
     return 0
@@ -133,6 +135,20 @@ def cmd_reclaim(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
+    """End a pilot: the round opens for real participants; the pilot's participants stay flagged (audited)."""
+    from app.crud import RoundNotFound, RoundStateError, promote_round
+
+    try:
+        with session_scope(settings.database_url) as session:
+            kept = promote_round(session, round_id=args.round, actor=args.actor, now=utcnow())
+    except (RoundNotFound, RoundStateError) as err:
+        error(PROG, f"cannot promote round {args.round!r}: {err}")
+        return USAGE
+    print(f"round {args.round}: promoted; {kept} pilot participant(s) kept, flagged pilot and left out of exports")
+    return 0
+
+
 PROG = "python -m app.rounds"
 
 
@@ -144,7 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
     launch.add_argument("--manifest", required=True, help="manifest.jsonl written by the sampler")
     launch.add_argument("--round", required=True, help="round id, e.g. demo")
     launch.add_argument("--reuse", action="store_true", help="do nothing if the round exists with the same hashes")
+    launch.add_argument(
+        "--pilot", action="store_true", help="flag everyone who enters as pilot until the round is promoted"
+    )
     launch.set_defaults(func=cmd_launch)
+    promote = sub.add_parser("promote", help="end a pilot round: pilot participants stay flagged, new ones count")
+    promote.add_argument("--round", required=True, help="round id")
+    promote.add_argument("--actor", default="cli", help="name recorded in the audit log")
+    promote.set_defaults(func=cmd_promote)
     listing = sub.add_parser("list", help="every round with its status, design and number of participants")
     listing.add_argument("--json", action="store_true", help="print a JSON list instead of one line per round")
     listing.set_defaults(func=cmd_list)

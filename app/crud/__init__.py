@@ -10,6 +10,7 @@ from app.crud.admin import (
     clear_pilot,
     delete_participant_data,
     exclude_participant,
+    promote_round,
 )
 from app.crud.common import Loaded, audit, load
 from app.crud.leases import page_coverage, reclaim_expired_leases
@@ -51,6 +52,7 @@ __all__ = [
     "load",
     "page_coverage",
     "preview",
+    "promote_round",
     "reclaim_expired_leases",
     "return_study",
     "show",

@@ -130,3 +130,19 @@ def clear_pilot(session: Session, *, round_id: str, actor: str, now: datetime) -
             session.exec(delete(Participant).where(col(Participant.id).in_(ids)))
         audit(session, at=to_utc(now), actor=actor, action="clear_pilot", round_id=round_id, participants=len(ids))
     return len(ids)
+
+
+def promote_round(session: Session, *, round_id: str, actor: str, now: datetime) -> int:
+    """End a pilot round: from now on people who enter are real participants. The pilot's participants are kept,
+    still flagged pilot (so counted nowhere and left out of default exports); returns how many. Audited."""
+    with write(session):
+        rnd = _locked_round(session, round_id)
+        if not rnd.pilot:
+            raise RoundStateError(f"round {round_id!r} is not a pilot round")
+        kept = len(
+            list(session.exec(select(Participant.id).where(Participant.round_id == round_id, col(Participant.pilot))))
+        )
+        rnd.pilot = False
+        session.add(rnd)
+        audit(session, at=to_utc(now), actor=actor, action="promote", round_id=round_id, pilot_participants_kept=kept)
+    return kept

@@ -94,7 +94,7 @@ def entry(
         resp = render(templates, request, busy, 429)
         resp.headers["Retry-After"] = decision.retry_after_header
         return resp
-    person = crud.enter(session, round_id=rnd.id, entry=platform, secret=settings.secret_key, now=now)
+    person = crud.enter(session, round_id=rnd.id, entry=platform, secret=settings.secret_key, now=now, pilot=rnd.pilot)
     return _with_cookie(_to(person.code), cookie, person.code)
 
 

@@ -277,8 +277,15 @@ async def launch(
     images_dir: Annotated[str, Form(max_length=1000)] = "",
     design_file: Annotated[UploadFile | None, File()] = None,
     manifest_file: Annotated[UploadFile | None, File()] = None,
+    pilot: Annotated[str, Form(max_length=8)] = "",
 ):
-    form = {"round_id": round_id, "design_path": design_path, "manifest_path": manifest_path, "images_dir": images_dir}
+    form = {
+        "round_id": round_id,
+        "design_path": design_path,
+        "manifest_path": manifest_path,
+        "images_dir": images_dir,
+        "pilot": pilot == "yes",
+    }
     problems: list[str] = []
     design_text = manifest_text = None
     for label, upload in (("design", design_file), ("manifest", manifest_file)):
@@ -300,6 +307,7 @@ async def launch(
         images_dir=images_dir.strip() or None,
         design_filename=design_file.filename if design_file else None,
         manifest_filename=manifest_file.filename if manifest_file else None,
+        pilot=pilot == "yes",
     )
     if not problems:
         try:
