@@ -80,7 +80,8 @@ def _check_header(path: Path) -> None:
             raise ResponsesError(f"{path}: header line 1: duplicate column(s) {twice}")
         return
     missing = [c for c in COLUMNS if c not in header]
-    extra = [c for c in header[: max((i for i, c in enumerate(header) if c in COLUMNS), default=-1) + 1] if c not in COLUMNS]
+    last = max((i for i, c in enumerate(header) if c in COLUMNS), default=-1)
+    extra = [c for c in header[: last + 1] if c not in COLUMNS]
     parts = []
     if missing:
         parts.append(f"missing column(s) {missing}")
