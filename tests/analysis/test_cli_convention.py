@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import argparse
-
 import pytest
 
 from analysis import power, report
