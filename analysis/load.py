@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from study_designs.responses import RESPONSE_COLUMNS
+from study_designs.responses import REQUIRED_RESPONSE_COLUMNS
 
 if TYPE_CHECKING:
     from study_designs.schema import Design
 
-COLUMNS = list(RESPONSE_COLUMNS)  # the DESIGN responses.csv columns, in order
+COLUMNS = list(REQUIRED_RESPONSE_COLUMNS)  # the DESIGN responses.csv columns, in order; later columns are ignored
 STRING_COLUMNS = [
     "round_id",
     "participant_id",
@@ -73,15 +73,20 @@ def _check_header(path: Path) -> None:
     if not header:
         raise ResponsesError(f"{path}: empty file (expected a header row: {','.join(COLUMNS)})")
     header = [h.strip() for h in header]
-    if header == COLUMNS:
+    head, tail = header[: len(COLUMNS)], header[len(COLUMNS) :]
+    if head == COLUMNS:  # newer exports append columns (e.g. ``late``); they are read past and ignored
+        twice = sorted({c for c in tail if c in COLUMNS or tail.count(c) > 1})
+        if twice:
+            raise ResponsesError(f"{path}: header line 1: duplicate column(s) {twice}")
         return
     missing = [c for c in COLUMNS if c not in header]
-    extra = [c for c in header if c not in COLUMNS]
+    last = max((i for i, c in enumerate(header) if c in COLUMNS), default=-1)
+    extra = [c for c in header[: last + 1] if c not in COLUMNS]
     parts = []
     if missing:
         parts.append(f"missing column(s) {missing}")
     if extra:
-        parts.append(f"unexpected column(s) {extra}")
+        parts.append(f"unexpected column(s) {extra} before {COLUMNS[-1]!r} (extra columns may only come last)")
     if not parts:
         parts.append(f"columns out of order: got {header}")
     raise ResponsesError(f"{path}: header line 1: {'; '.join(parts)}; expected {COLUMNS}")
@@ -135,6 +140,7 @@ def read_responses(path: str | Path) -> pd.DataFrame:
         raw = pd.read_csv(
             path,
             dtype="category",
+            usecols=COLUMNS,  # columns after the contract's are not read
             keep_default_na=False,
             na_values=[""],
             encoding="utf-8-sig",  # a UTF-8 byte-order mark (Excel's "CSV UTF-8") is accepted and dropped

@@ -388,9 +388,12 @@ def pilot_sds(path: str, design: Design, criterion: str | None) -> tuple[float, 
     return h, s, line
 
 
+PROG = "python -m analysis.power"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m analysis.power",
+        prog=PROG,
         description="Participants per culture needed to detect a Plackett–Luce log-worth difference, by simulation.",
     )
     p.add_argument("--design", required=True, help="study design TOML")
@@ -404,12 +407,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--pilot",
         help="pilot responses.csv: estimate --heterogeneity and --page-sd from it (for the chosen criterion)",
     )
-    p.add_argument("--test", choices=TESTS, default="wilcoxon")
-    p.add_argument("--alpha", type=float, default=0.05)
-    p.add_argument("--power", type=float, default=0.8)
+    p.add_argument(
+        "--test", choices=TESTS, default="wilcoxon", help="test run on each simulated study (default wilcoxon)"
+    )
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    p.add_argument("--power", type=float, default=0.8, help="power to reach (default 0.8)")
     p.add_argument("--sims", type=int, default=200, help="simulated studies per number of participants")
-    p.add_argument("--max-participants", type=int, default=512)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-participants", type=int, default=512, help="largest number per culture to try (default 512)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the simulations (default 0)")
     return p
 
 
@@ -436,9 +441,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             test=args.test,
             max_participants=args.max_participants,
         )
-    except (DesignError, ValueError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (DesignError, ValueError) as err:  # bad arguments or an invalid design/pilot file
+        print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a file cannot be read: a runtime failure
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 1
     print(format_result(result, design))
     return 0
 

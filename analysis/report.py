@@ -145,9 +145,16 @@ def run(
     return a
 
 
+PROG = "python -m analysis.report"
+
+
+def _error(message: str) -> None:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m analysis.report",
+        prog=PROG,
         description="Rank statistics of a ranking study (participant as the unit): HTML and Markdown report, "
         "results.json, tables and figures.",
     )
@@ -157,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--bootstrap", type=int, default=1000, help="crossed (participants × pages) bootstrap resamples (default 1000)"
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of the bootstrap (default 0)")
     p.add_argument(
         "--min-group-size",
         type=int,
@@ -172,10 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.bootstrap < 0:
-        print("error: --bootstrap must be >= 0", file=sys.stderr)
+        _error("--bootstrap must be >= 0")
         return 2
     if args.min_group_size < 1:
-        print("error: --min-group-size must be >= 1", file=sys.stderr)
+        _error("--min-group-size must be >= 1")
         return 2
     try:
         a = run(
@@ -188,12 +195,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress=not args.quiet,
             min_group_size=args.min_group_size,
         )
-    except (ResponsesError, DesignError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (ResponsesError, DesignError) as err:  # the input is invalid: a validation error
+        _error(str(err))
         return 2
-    except OSError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except OSError as err:  # a file cannot be read or written: a runtime failure
+        _error(str(err))
+        return 1
     print(
         f"{a.results['n_participants']} participants analysed, {a.results['n_excluded']} excluded; "
         f"{n_judgments(a):,} rankings"

@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from study_designs.responses import RESPONSE_COLUMNS
+from study_designs.responses import REQUIRED_RESPONSE_COLUMNS
 from study_designs.schema import Design
 
-COLUMNS = list(RESPONSE_COLUMNS)  # the DESIGN responses.csv columns, in order
+COLUMNS = list(REQUIRED_RESPONSE_COLUMNS)  # the DESIGN responses.csv columns, in order
 
 _START = np.datetime64("2026-01-05T08:00:00", "s")
 

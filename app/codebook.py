@@ -75,6 +75,12 @@ RESPONSES = (
         "researcher); analysis drops them by default.",
         BOOL,
     ),
+    _c(
+        "late",
+        "boolean",
+        "The page was stored after its time (lease) had run out; it is kept and counted like any other page.",
+        BOOL,
+    ),
 )
 
 PARTICIPANTS = (

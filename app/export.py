@@ -93,6 +93,7 @@ def response_rows(session: Session, round_id: str, *, include_pilot: bool = Fals
                 "is_repeat": _bool(slot.kind == "repeat"),
                 "attention_passed": _bool(slot.attention_passed) if slot.kind == "attention" else "",
                 "excluded": _bool(excluded),
+                "late": _bool(slot.late),
             }
 
 

@@ -20,7 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] not in COMMANDS and argv[0] not in {"-h", "--help"}:
-        print(f"scoft: unknown command {argv[0]!r} (commands: {', '.join(COMMANDS)})", file=sys.stderr)
+        known = ", ".join(COMMANDS)
+        print(f"python -m scoft: error: unknown command {argv[0]!r} (commands: {known})", file=sys.stderr)
         return 2
     if not argv or argv[0] in {"-h", "--help"}:
         print("usage: python -m scoft COMMAND [options]\n\ncommands:")

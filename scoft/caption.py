@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from scoft.cli import error
 from scoft.images import to_rgb
 from scoft.records import METADATA_FILE, read_metadata, resolve_path, write_metadata
 
@@ -84,10 +84,10 @@ def caption_main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--captioner", type=Path, required=True, help="local transformers image-to-text folder")
     parser.add_argument("--data", type=Path, required=True, help="data folder with metadata.jsonl")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=8, help="images per batch (default 8)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda or cpu")
     parser.add_argument("--fp16", action="store_true", help="run the captioner in half precision")
-    parser.add_argument("--max-new-tokens", type=int, default=30)
+    parser.add_argument("--max-new-tokens", type=int, default=30, help="longest caption in tokens (default 30)")
     parser.add_argument("--force", action="store_true", help="re-caption records that already have blip_text")
     args = parser.parse_args(argv)
     if args.batch_size < 1 or args.max_new_tokens < 1:
@@ -107,7 +107,6 @@ def caption_main(argv: list[str] | None = None) -> int:
             force=args.force,
         )
     except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return error(parser.prog, exc)
     print(f"captioned {count} images in {args.data / METADATA_FILE}")
     return 0

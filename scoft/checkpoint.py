@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from torch import Tensor, nn
 
+from scoft.cli import error
 from scoft.lora import LORA_WEIGHT_NAME, save_lora, set_lora_state_dict
 
 LEGACY_CHECKPOINT_LORA = "lora_state.safetensors"
@@ -174,12 +174,10 @@ def export_main(argv: list[str] | None = None) -> int:
     p.add_argument("--alpha", type=float, help="LoRA alpha when neither the file nor the run's config.toml has it")
     args = p.parse_args(argv)
     if args.out.suffix != ".safetensors":
-        print(f"error: --out must be a .safetensors file, got {args.out}", file=sys.stderr)
-        return 2
+        return error(p.prog, f"--out must be a .safetensors file, got {args.out}")
     try:
         path = export_lora(args.checkpoint, args.out, args.alpha)
     except (LoraFileError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return error(p.prog, exc)
     print(f"wrote {path}")
     return 0

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from scoft.cli import add_quiet, error
 from study_designs.schema import Design, DesignError, load_design
 
 ENV = "SCOFT_DEMO_MODELS"
@@ -157,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-steps", type=int, default=6, help="optimizer steps per LoRA (default 6)")
     p.add_argument("--sample-steps", type=int, default=20, help="denoising steps when sampling (default 20)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the models are tiny)")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_quiet(p)
     return p
 
 
@@ -180,11 +180,10 @@ def main(argv: list[str] | None = None) -> int:
             negatives_k=args.negatives,
             train_steps=args.train_steps,
             sample_steps=args.sample_steps,
-            progress=not args.no_progress,
+            progress=not args.quiet,
         )
     except (DesignError, DemoError, SampleError, FileNotFoundError, ValueError) as err:
-        print(f"scoft.demo: {err}", file=sys.stderr)
-        return 2
+        return error("python -m scoft.demo", err)
     return 0
 
 

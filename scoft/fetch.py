@@ -7,7 +7,6 @@ import csv
 import hashlib
 import http.client
 import io
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from scoft.cli import error
 from scoft.files import atomic_write
 from scoft.images import to_rgb
 from scoft.records import IMAGES_DIR, METADATA_FILE, Record, read_metadata, write_metadata
@@ -322,8 +322,7 @@ def fetch_main(argv: list[str] | None = None) -> int:
             args.csv, args.culture, args.out, options, workers=args.workers, country_aliases=args.country
         )
     except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return error(parser.prog, exc)
     print(summary.text())
     if summary.failures:
         print(f"failed rows: {args.out / REPORT_FILE}")

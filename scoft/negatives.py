@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from scoft.cli import add_quiet, error
 from scoft.images import training_crop
 from scoft.records import Record, read_metadata, resolve_path, write_metadata
 
@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt-field", choices=("text", "blip_text"), default="text", help="caption to prompt with")
     p.add_argument("--batch-size", type=int, default=4, help="images per batch (default 4)")
     p.add_argument("--device", help="torch device (default cuda if available, else cpu)")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_quiet(p, "hide the progress bar")
     return p
 
 
@@ -262,10 +262,9 @@ def main(argv: list[str] | None = None) -> int:
             prompt_field=args.prompt_field,
             batch_size=args.batch_size,
             device=args.device,
-            progress=not args.no_progress,
+            progress=not args.quiet,
         )
     except (FileNotFoundError, ValueError) as err:
-        print(f"scoft negatives: {err}", file=sys.stderr)
-        return 2
+        return error("python -m scoft negatives", err)
     print(f"{args.data}: {made} negatives made, {n} images listed")
     return 0

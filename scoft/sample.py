@@ -17,7 +17,6 @@ import hashlib
 import io
 import json
 import os
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from scoft.cli import add_quiet, error
 from scoft.files import atomic_write
 from study_designs.schema import Design, DesignError, load_design
 
@@ -549,7 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="on CPU, use oneDNN convolutions (faster; PNG bytes may then depend on the batch size)",
     )
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_quiet(p, "hide the progress bar")
     return p
 
 
@@ -565,11 +565,10 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.batch_size,
             device=args.device,
             exact=False if args.fast_kernels else None,
-            progress=not args.no_progress,
+            progress=not args.quiet,
         )
     except (DesignError, SampleError) as err:
-        print(f"scoft sample: {err}", file=sys.stderr)
-        return 2
+        return error("python -m scoft sample", err)
     if result.main_process:
         counts = f"{result.n_sampled} sampled, {result.n_reused} already done"
         print(f"{result.manifest}: {result.n_images} images ({counts})")

@@ -7,9 +7,9 @@ folder or a corrupt image fails in about a second with one line.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from scoft.cli import add_quiet, error
 from scoft.config import VARIANTS, load_config
 
 
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="replace what an earlier run wrote into OUT")
     p.add_argument("--stop-after", type=int, help="end this invocation after that optimizer step (resume later)")
     p.add_argument("--backbone", type=Path, help="perceptual backbones: vgg16.safetensors, clip/, dino/")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_quiet(p, "hide the progress bar")
     return p
 
 
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             args.data,
             args.out,
             caption_with=args.caption_with,
-            progress=not args.no_progress,
+            progress=not args.quiet,
             **common,
         )
         from scoft.quiet import quiet_third_party
@@ -80,13 +80,12 @@ def main(argv: list[str] | None = None) -> int:
             args.data,
             args.out,
             stop_after=args.stop_after,
-            show_progress=not args.no_progress,
+            show_progress=not args.quiet,
             checked=True,
             **common,
         )
     except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
-        return 2
+        return error("python -m scoft train", _one_line(exc))
     if result.finished:
         print(f"wrote {result.lora_path} ({result.steps} steps)")
     else:

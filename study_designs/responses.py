@@ -1,6 +1,6 @@
 """The ``responses.csv`` contract between the app (which exports it) and the analysis (which reads it)."""
 
-RESPONSE_COLUMNS: tuple[str, ...] = (
+REQUIRED_RESPONSE_COLUMNS: tuple[str, ...] = (
     "round_id",
     "participant_id",
     "participant_culture",
@@ -22,3 +22,7 @@ RESPONSE_COLUMNS: tuple[str, ...] = (
     "attention_passed",
     "excluded",
 )
+"""The columns the analysis needs, first and in this order (a file may carry more columns after them)."""
+
+RESPONSE_COLUMNS: tuple[str, ...] = (*REQUIRED_RESPONSE_COLUMNS, "late")
+"""The columns the app exports, in order. New columns are only ever appended, so older readers keep working."""

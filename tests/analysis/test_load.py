@@ -89,10 +89,22 @@ def test_header_problems_are_named(tmp_path):
     swapped = raw[[*COLUMNS[:10], "n_items", "rank", *COLUMNS[12:]]]
     with pytest.raises(ResponsesError, match="out of order"):
         read_responses(write(swapped, tmp_path))
-    with pytest.raises(ResponsesError, match=r"unexpected column\(s\) \['notes'\]"):
-        read_responses(write(raw.assign(notes="x"), tmp_path))
+    inserted = raw.assign(notes="x")[[*COLUMNS[:3], "notes", *COLUMNS[3:]]]
+    with pytest.raises(ResponsesError, match=r"unexpected column\(s\) \['notes'\] before 'excluded'"):
+        read_responses(write(inserted, tmp_path))
+    with pytest.raises(ResponsesError, match=r"duplicate column\(s\) \['rank'\]"):
+        read_responses(write(raw.assign(extra=raw["rank"]).rename(columns={"extra": "rank"}), tmp_path))
     with pytest.raises(ResponsesError, match="no such file"):
         read_responses(tmp_path / "absent.csv")
+
+
+def test_columns_after_the_contract_are_accepted_and_ignored(tmp_path):
+    raw = export()
+    plain = read_responses(write(raw, tmp_path))
+    newer = raw.assign(late=["true" if i % 2 else "false" for i in range(len(raw))], notes="free text, with comma")
+    df = read_responses(write(newer, tmp_path))  # a newer export: columns appended after 'excluded'
+    assert list(df.columns) == COLUMNS
+    pd.testing.assert_frame_equal(df, plain)
 
 
 def test_non_permutation_names_csv_lines(tmp_path):

@@ -65,4 +65,4 @@ def test_cli_prints_table_and_answer(capsys):
 def test_cli_bad_design_exits_nonzero(capsys, tmp_path):
     code = power.main(["--design", str(tmp_path / "missing.toml"), "--worth-difference", "0.5"])
     assert code == 2
-    assert "error:" in capsys.readouterr().err
+    assert capsys.readouterr().err.startswith("python -m analysis.power: error: ")

@@ -324,7 +324,8 @@ def test_bad_csv_exits_nonzero_with_a_message(study, tmp_path):
 
 def test_missing_file_and_wrong_header(tmp_path, capsys):
     assert report.main(["--responses", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "o")]) == 2
-    assert "no such file" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("python -m analysis.report: error: ") and "no such file" in err
     (tmp_path / "h.csv").write_text("a,b\n1,2\n")
     assert report.main(["--responses", str(tmp_path / "h.csv"), "--out", str(tmp_path / "o")]) == 2
     assert "missing column" in capsys.readouterr().err

@@ -3,6 +3,7 @@ a participant whose time ran out keeps the page they were ranking."""
 
 from __future__ import annotations
 
+import csv
 import re
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -15,6 +16,7 @@ from app import crud, export
 from app.flow.machine import to_utc
 from app.identity import parse_entry
 from app.models import Assignment, Participant
+from study_designs.responses import REQUIRED_RESPONSE_COLUMNS
 from study_designs.schema import DesignError, load_design
 from tests.app.conftest import DESIGNS
 from tests.factories.pages import answer, parse, reverse_ranks
@@ -197,9 +199,18 @@ def test_page_ranked_after_the_time_ran_out_is_kept_and_flagged_then_the_timed_o
     submitted = sorted((a.position, a.late) for a in slots if a.submitted_at is not None)
     assert submitted == [(0, False), (1, True)]
     late_page = next(a.page_id for a in slots if a.position == 1)
+    out = tmp_path / "responses.csv"
     with study.session() as s:
-        exported = {(r["participant_id"], r["page_id"]) for r in export.response_rows(s, "pr")}
-    assert (person.pseudonym, late_page) in exported  # the page ranked after the time ran out is in the export
+        export.write_responses(s, "pr", out)
+    with out.open(newline="") as fh:
+        header = next(csv.reader(fh))
+        fh.seek(0)
+        rows = [r for r in csv.DictReader(fh) if r["participant_id"] == person.pseudonym]
+    assert header[-1] == "late" and header[:-1] == list(REQUIRED_RESPONSE_COLUMNS)  # appended after the contract
+    flags = {r["page_id"]: r["late"] for r in rows}
+    assert late_page in flags  # the page ranked after the time ran out is in the export ...
+    assert set(flags.values()) == {"true", "false"}  # ... flagged late, and only that page is
+    assert {p for p, f in flags.items() if f == "true"} == {late_page}
     # the pages not yet ranked were not leased to them again: they stay in the pool for others
     assert all(to_utc(a.leased_until) <= to_utc(study.clock()) for a in slots if a.submitted_at is None)
 

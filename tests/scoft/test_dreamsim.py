@@ -133,4 +133,4 @@ def test_train_cli_without_dreamsim_fails_in_one_line(tiny_models, tmp_path: Pat
     argv = ["--base", str(tiny_models["sd"]), "--data", str(data), "--variant", "mp", "--out", str(tmp_path / "o")]
     assert main([*argv, "--backbone", str(tiny_models["backbone"]), "--max-steps", "1", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("error: embedding_backend = 'dreamsim' needs the dreamsim package")
+    assert err[-1].startswith("python -m scoft train: error: embedding_backend = 'dreamsim' needs the dreamsim package")

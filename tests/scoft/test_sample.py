@@ -286,7 +286,7 @@ def test_a_lora_that_attaches_nothing_is_refused_naming_the_file(
     )
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("scoft sample: LoRA file ") and "attaches no adapter to the UNet" in last
+    assert last.startswith("python -m scoft sample: error: LoRA file ") and "attaches no adapter to the UNet" in last
     assert str(runs / "korea" / "m" / sample.LORA_WEIGHT_NAME) in last and "export-lora" in last
     assert not out.exists() or not list(out.rglob("*.png"))
 
