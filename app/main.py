@@ -44,12 +44,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.templates.env.globals.update(i18n.english())
     app.mount("/static", StaticFiles(directory=str(PACKAGE_DIR / "static")), name="static")
 
-    from app.routes import api, login, participant, pilot, researcher
+    from app.routes import api, login, participant, pilot, preview, researcher
 
     app.include_router(participant.router)
     app.include_router(login.router)
     app.include_router(researcher.router)
     app.include_router(pilot.router)
+    app.include_router(preview.router)
     app.include_router(api.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, path_limits=researcher.UPLOAD_LIMITS)
     app.add_middleware(SecurityHeaders)
