@@ -199,6 +199,7 @@ def preview_view(design: Design, images: Sequence[ImageInfo], *, n_pages: int) -
     ]
     example = {
         "prompt": prompt,
+        "prompt_langs": prompt_languages(design, images[0].prompt_id) if images else [],
         "criteria": criteria,
         "images": [{"token": i.token, "width": i.width, "height": i.height} for i in images],
     }
@@ -216,6 +217,12 @@ def preview_view(design: Design, images: Sequence[ImageInfo], *, n_pages: int) -
             "example": example,
         },
     )
+
+
+def prompt_languages(design: Design, prompt_id: str) -> list[str]:
+    """The languages a prompt is written in: the design's own, and those that translate it (elsewhere the page shows
+    the design's own text, marked with its ``lang``)."""
+    return design.languages[:1] + [lang for lang, tr in design.translations.items() if prompt_id in tr.prompts]
 
 
 def page_view(
@@ -278,6 +285,7 @@ def page_view(
             "token": slot.token,
             "criteria": criteria,
             "prompt": prompt,
+            "prompt_langs": prompt_languages(design, images[0].prompt_id),
             "images": [{"token": r.token} for r in images],
             # every image of a page has one size (launch refuses others), so the page's size says nothing per image
             "page_width": images[0].width,

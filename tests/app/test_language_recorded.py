@@ -101,3 +101,14 @@ def test_exit_pages_speak_the_participants_language(make_study, tmp_path):
     assert "Ha salido del estudio" in r.text and "Su código:" in r.text and "T-DECLINE" in r.text
     assert "Continuar a Prolific" in r.text and 'lang="es"' in r.text
     assert "You have left the study" not in r.text
+
+
+def test_an_untranslated_prompt_on_a_spanish_page_is_marked_as_english(make_study, tmp_path):
+    study = make_study(_bilingual(tmp_path), "r1")  # the demo's prompts have no Spanish
+    study.client.headers["accept-language"] = "es"
+    p = walk(study.client, "/s/r1", culture="korea", stop_after_pages=0)
+    assert '<html lang="es"' in p.final_html
+    assert '“<span lang="en">' in p.final_html
+    study.client.headers["accept-language"] = "en"
+    r = study.client.get(f"/p/{p.code}", params={"lang": "en"})
+    assert "“<span>" in r.text and '<span lang="en">' not in r.text
