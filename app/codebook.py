@@ -107,6 +107,12 @@ PARTICIPANTS = (
         "Quality flags raised, joined by ';' (a flag points at a count, it decides nothing).",
         " ; ".join(FLAGS),
     ),
+    _c(
+        "language",
+        "string",
+        "The language the participant last answered in (BCP 47, one of the design's languages); empty before consent.",
+        "a design language tag | empty",
+    ),
 )
 
 APPROVALS = (

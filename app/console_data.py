@@ -91,6 +91,7 @@ def load_round_data(session: Session, rnd: Round) -> RoundData:
             created_at=p.created_at,
             completed_at=p.completed_at,
             last_seen_at=p.last_seen_at,
+            language=p.language,
         )
         for p in people
     ]

@@ -32,6 +32,21 @@ def N_(message: str) -> str:  # noqa: N802  (the gettext convention for "transla
     return message
 
 
+class Message(str):
+    """A platform message with its values: reads as the English text, and is translated where it is shown.
+
+    ``Message(N_("Rank every image for “%(question)s”"), question=...)`` lets a pure view build a message that
+    quotes (already translated) design text, while the catalog holds the whole sentence for translators."""
+
+    msgid: str
+    values: dict[str, Any]
+
+    def __new__(cls, msgid: str, **values: Any) -> Message:
+        self = super().__new__(cls, msgid % values if values else msgid)
+        self.msgid, self.values = msgid, values
+        return self
+
+
 def parse_accept_language(header: str | None) -> list[str]:
     """Language tags of an ``Accept-Language`` header, most wanted first (q=0 and ``*`` left out)."""
     ranked: list[tuple[float, int, str]] = []
@@ -119,6 +134,8 @@ def template_context(lang: str, available: Sequence[str], path: str) -> dict[str
     t = translations(lang)
 
     def _(message: str, **values: Any) -> str:
+        if isinstance(message, Message):
+            message, values = message.msgid, message.values | values
         text = t.gettext(message)
         return text % values if values else text
 

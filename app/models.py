@@ -78,6 +78,7 @@ class Participant(SQLModel, table=True):
     completed_at: datetime | None = None
     last_seen_at: datetime
     failed_checks: int = 0
+    language: str | None = Field(default=None, max_length=35, description="the language last used to answer (BCP 47)")
     pilot: bool = Field(default=False, description="a researcher trying the round: never counted or exported")
 
 

@@ -46,6 +46,7 @@ class ParticipantRow:
     created_at: datetime | None = None
     completed_at: datetime | None = None
     last_seen_at: datetime | None = None
+    language: str | None = None
 
     @property
     def excluded_by_researcher(self) -> bool:

@@ -28,6 +28,7 @@ PARTICIPANT_COLUMNS = (
     "identical_pages",
     "retest_tau",
     "flags",
+    "language",
 )
 
 
@@ -71,6 +72,7 @@ def participant_rows(
                 "identical_pages": q.identical_pages,
                 "retest_tau": "" if q.retest_tau is None else round(q.retest_tau, 3),
                 "flags": ";".join(q.flags),
+                "language": p.language or "",
             }
         )
     return rows

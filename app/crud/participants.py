@@ -143,8 +143,14 @@ def preview(session: Session, *, round_id: str, design: Design) -> View:
 # -- the steps before the pages ---------------------------------------------------------------------------------
 
 
-def _move(session: Session, loaded: Loaded, moved: Moved, now: datetime) -> Participant:
+def _language(loaded: Loaded, wanted: Sequence[str]) -> str:
+    """The language the participant is answering in: the first of ``wanted`` the design offers."""
+    return choose_language(loaded.design.languages, wanted)
+
+
+def _move(session: Session, loaded: Loaded, moved: Moved, now: datetime, wanted: Sequence[str] = ()) -> Participant:
     row = loaded.row
+    row.language = _language(loaded, wanted)
     if moved.status == ParticipantStatus.PROFILE and row.status == ParticipantStatus.CONSENT:
         row.consented_at = now
     row.status = moved.status.value
@@ -155,7 +161,9 @@ def _move(session: Session, loaded: Loaded, moved: Moved, now: datetime) -> Part
     return row
 
 
-def give_consent(session: Session, *, code: str, agreed: bool, now: datetime, declined: bool = False) -> Participant:
+def give_consent(
+    session: Session, *, code: str, agreed: bool, now: datetime, declined: bool = False, wanted: Sequence[str] = ()
+) -> Participant:
     with write(session):
         loaded = load(session, code, lock=True)
         moved = apply(loaded.state, Consent(agreed, declined=declined))
@@ -168,16 +176,18 @@ def give_consent(session: Session, *, code: str, agreed: bool, now: datetime, de
                 round_id=loaded.row.round_id,
                 participant=loaded.row.id,
             )
-        return _move(session, loaded, moved, now)  # type: ignore[arg-type]
+        return _move(session, loaded, moved, now, wanted)  # type: ignore[arg-type]
 
 
-def finish_instructions(session: Session, *, code: str, now: datetime) -> Participant:
+def finish_instructions(session: Session, *, code: str, now: datetime, wanted: Sequence[str] = ()) -> Participant:
     with write(session):
         loaded = load(session, code, lock=True)
-        return _move(session, loaded, apply(loaded.state, FinishInstructions()), now)  # type: ignore[arg-type]
+        return _move(session, loaded, apply(loaded.state, FinishInstructions()), now, wanted)  # type: ignore[arg-type]
 
 
-def choose_culture(session: Session, *, code: str, culture: str, now: datetime) -> Participant:
+def choose_culture(
+    session: Session, *, code: str, culture: str, now: datetime, wanted: Sequence[str] = ()
+) -> Participant:
     """Record the self-selected culture and store the participant's pages (assignment happens here, once)."""
     with write(session):
         loaded = load(session, code, lock=True)
@@ -202,7 +212,7 @@ def choose_culture(session: Session, *, code: str, culture: str, now: datetime) 
                 culture=culture,
                 pages=len(slots),
             )
-        return _move(session, loaded, moved, now)
+        return _move(session, loaded, moved, now, wanted)
 
 
 def return_study(session: Session, *, code: str, now: datetime) -> Participant:
@@ -283,6 +293,7 @@ def _submit_statements() -> SimpleNamespace:
             failed_checks=b("failed_checks"),
             status=b("status"),
             completed_at=b("completed_at"),
+            language=b("language"),
         )
         .execution_options(synchronize_session=False),
     )
@@ -322,13 +333,13 @@ def submit_page(
             )
             raise InvalidPage(err.message, view) from None
         if isinstance(outcome, Stored):
-            _store(session, loaded, outcome, now)
+            _store(session, loaded, outcome, now, _language(loaded, wanted))
             if not outcome.finished:  # hold the next page now (the one just answered is released)
                 refresh_leases(session, load(session, code, lock=True), now=now)
     return outcome  # type: ignore[return-value]
 
 
-def _store(session: Session, loaded: Loaded, out: Stored, now: datetime) -> None:
+def _store(session: Session, loaded: Loaded, out: Stored, now: datetime, language: str) -> None:
     slot, sub = out.slot, out.submission
     rows = [
         {
@@ -358,5 +369,6 @@ def _store(session: Session, loaded: Loaded, out: Stored, now: datetime) -> None
             "failed_checks": out.failed_checks,
             "status": out.status.value,
             "completed_at": now if out.finished else None,
+            "language": language,
         },
     )

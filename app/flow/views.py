@@ -14,7 +14,7 @@ from app.flow.exits import ExitInfo, exit_for, mturk_submit_url
 from app.flow.machine import Slot, State, Step
 from app.flow.status import INELIGIBLE_CULTURE, INELIGIBLE_DECLINED, INELIGIBLE_NO_PAGES, ParticipantStatus
 from app.flow.submission import DUPLICATE, INVALID
-from app.i18n import N_
+from app.i18n import N_, Message
 from study_designs.schema import Design
 
 
@@ -138,22 +138,27 @@ def step_view(step: Step, *, design: Design, person: Person, state: State, error
 _INELIGIBLE_EXIT = {INELIGIBLE_CULTURE: "screened_out", INELIGIBLE_NO_PAGES: "full", INELIGIBLE_DECLINED: "declined"}
 _EXIT_TEXT = {
     "screened_out": (
-        "Thank you for your interest",
-        "This study is looking for people who identify with one of the listed cultures.",
+        N_("Thank you for your interest"),
+        N_("This study is looking for people who identify with one of the listed cultures."),
     ),
     "full": (
-        "Thank you for your interest",
-        "Every page for your culture already has enough answers, so there is nothing left to rank.",
+        N_("Thank you for your interest"),
+        N_("Every page for your culture already has enough answers, so there is nothing left to rank."),
     ),
-    "declined": ("You have left the study", "You did not agree to take part, so nothing more will be asked of you."),
+    "declined": (
+        N_("You have left the study"),
+        N_("You did not agree to take part, so nothing more will be asked of you."),
+    ),
     "returned": (
         "You have stopped the study",
         "You chose to stop, so nothing more will be asked of you. The pages you finished are saved.",
     ),
     "timed_out": (
-        "Your time ran out",
-        "The time to finish this study has passed, so your remaining pages were given to others. "
-        "The pages you finished are saved.",
+        N_("Your time ran out"),
+        N_(
+            "The time to finish this study has passed, so your remaining pages were given to others. "
+            "The pages you finished are saved."
+        ),
     ),
 }
 
@@ -166,17 +171,18 @@ def exit_view(kind: str, design: Design, person: Person) -> View:
     )
     heading, text = _EXIT_TEXT[kind]
     if ex.code:
-        todo = "Please enter this code on the recruitment platform so your submission is recorded correctly."
+        todo = N_("Please enter this code on the recruitment platform so your submission is recorded correctly.")
     elif person.platform == "mturk":
-        todo = "Please return the HIT on Mechanical Turk; you will not be penalised."
+        todo = N_("Please return the HIT on Mechanical Turk; you will not be penalised.")
     elif person.platform == "prolific":
-        todo = "Please return the study on Prolific without a completion code; you will not be penalised."
+        todo = N_("Please return the study on Prolific without a completion code; you will not be penalised.")
     else:
-        todo = "You do not need to do anything else."
+        todo = N_("You do not need to do anything else.")
     return View(
         "participant/exit.html",
         {
             "title": design.title,
+            "design_languages": design.languages,
             "heading": heading,
             "text": text,
             "todo": todo,
@@ -202,6 +208,7 @@ def preview_view(design: Design, images: Sequence[ImageInfo], *, n_pages: int) -
     ]
     example = {
         "prompt": prompt,
+        "prompt_langs": prompt_languages(design, images[0].prompt_id) if images else [],
         "criteria": criteria,
         "images": [{"token": i.token, "width": i.width, "height": i.height} for i in images],
     }
@@ -210,13 +217,21 @@ def preview_view(design: Design, images: Sequence[ImageInfo], *, n_pages: int) -
         {
             "code": "",
             "title": design.title,
+            "design_languages": design.languages,
             "n_pages": n_pages,
+            "minutes": design.expected_minutes(),
             "n_items": len(design.models),
             "can_skip": any(c.allow_skip for c in design.criteria),
             "preview": True,
             "example": example,
         },
     )
+
+
+def prompt_languages(design: Design, prompt_id: str) -> list[str]:
+    """The languages a prompt is written in: the design's own, and those that translate it (elsewhere the page shows
+    the design's own text, marked with its ``lang``)."""
+    return design.languages[:1] + [lang for lang, tr in design.translations.items() if prompt_id in tr.prompts]
 
 
 def page_view(
@@ -279,6 +294,7 @@ def page_view(
             "token": slot.token,
             "criteria": criteria,
             "prompt": prompt,
+            "prompt_langs": prompt_languages(design, images[0].prompt_id),
             "images": [{"token": r.token} for r in images],
             # every image of a page has one size (launch refuses others), so the page's size says nothing per image
             "page_width": images[0].width,
@@ -293,12 +309,19 @@ def page_view(
     )
 
 
-def criterion_error(problem: str, question: str, n_items: int, allow_skip: bool) -> str:
-    """The error beside one question, quoting the question's own text."""
-    if problem == INVALID:
-        text = f"Choose a rank from 1 to {n_items} for each image for “{question}”"
-    elif problem == DUPLICATE:
-        text = f"Use each rank from 1 to {n_items} once for “{question}”"
-    else:
-        text = f"Rank every image for “{question}”"
-    return text + (" or tick “Too distressing to judge”" if allow_skip else "")
+_CRITERION_ERRORS = {
+    (INVALID, False): N_("Choose a rank from 1 to %(n)s for each image for “%(question)s”"),
+    (INVALID, True): N_(
+        "Choose a rank from 1 to %(n)s for each image for “%(question)s” or tick “Too distressing to judge”"
+    ),
+    (DUPLICATE, False): N_("Use each rank from 1 to %(n)s once for “%(question)s”"),
+    (DUPLICATE, True): N_("Use each rank from 1 to %(n)s once for “%(question)s” or tick “Too distressing to judge”"),
+    ("", False): N_("Rank every image for “%(question)s”"),
+    ("", True): N_("Rank every image for “%(question)s” or tick “Too distressing to judge”"),
+}
+
+
+def criterion_error(problem: str, question: str, n_items: int, allow_skip: bool) -> Message:
+    """The error beside one question, quoting the question's own text (in the page's language)."""
+    kind = problem if problem in (INVALID, DUPLICATE) else ""
+    return Message(_CRITERION_ERRORS[kind, allow_skip], n=n_items, question=question)

@@ -59,7 +59,9 @@ def entry(
         )
         return render(templates, request, incomplete, 400)
     if platform.preview:
-        view = crud.preview(session, round_id=rnd.id, design=round_design(rnd))
+        design = round_design(rnd)
+        design = design.localized(i18n.choose(design.languages, wanted(request)))
+        view = crud.preview(session, round_id=rnd.id, design=design)
         return render(templates, request, view, platform="mturk")
     cookie = COOKIE_PREFIX + rnd.id
     if platform.participant_id is None and (known := request.cookies.get(cookie)):
@@ -152,7 +154,9 @@ async def consent(code: str, request: Request, session: SessionDep, clock: Clock
     form = await _form(request)
     agreed, declined = form.get("agree") == ["yes"], form.get("decline") == ["yes"]
     await run_in_threadpool(
-        lambda: crud.give_consent(session, code=code, agreed=agreed, declined=declined, now=clock())
+        lambda: crud.give_consent(
+            session, code=code, agreed=agreed, declined=declined, now=clock(), wanted=wanted(request)
+        )
     )
     return _to(code)
 
@@ -160,13 +164,15 @@ async def consent(code: str, request: Request, session: SessionDep, clock: Clock
 @router.post("/p/{code}/profile", include_in_schema=False)
 async def profile(code: str, request: Request, session: SessionDep, clock: ClockDep) -> Response:
     culture = _one(await _form(request), "culture", "Please choose one of the listed options.")
-    await run_in_threadpool(lambda: crud.choose_culture(session, code=code, culture=culture, now=clock()))
+    await run_in_threadpool(
+        lambda: crud.choose_culture(session, code=code, culture=culture, now=clock(), wanted=wanted(request))
+    )
     return _to(code)
 
 
 @router.post("/p/{code}/instructions", include_in_schema=False)
-async def instructions(code: str, session: SessionDep, clock: ClockDep) -> Response:
-    await run_in_threadpool(lambda: crud.finish_instructions(session, code=code, now=clock()))
+async def instructions(code: str, request: Request, session: SessionDep, clock: ClockDep) -> Response:
+    await run_in_threadpool(lambda: crud.finish_instructions(session, code=code, now=clock(), wanted=wanted(request)))
     return _to(code)
 
 

@@ -82,7 +82,8 @@ def live_paper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStudy]:
     tmp_path = tmp_path_factory.mktemp("live-paper")
     text = paper_subset((REPO / "study_designs" / "scoft-cvpr2024.toml").read_text())
     design = tmp_path / "paper.toml"
-    design.write_text(text.replace("target_rankings_per_page = 5\n", "target_rankings_per_page = 40\n"))
+    text = text.replace("target_rankings_per_page = 5\n", "target_rankings_per_page = 40\n")
+    design.write_text(text.replace('platform = "prolific"', 'platform = "none"', 1))  # entered without platform ids
     yield from serve(tmp_path, design, size=512)
 
 
