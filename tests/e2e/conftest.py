@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,15 +87,20 @@ def live_paper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStudy]:
     yield from serve(tmp_path, design, size=512)
 
 
-def serve(tmp_path: Path, design: Path, size: int = 192) -> Iterator[LiveStudy]:
-    """Launch ``design`` as round "demo" from placeholder images and run ``python -m app`` on a free port."""
+def serve(
+    tmp_path: Path, design: Path, size: int = 192, reencode: Callable[[Path], None] | None = None
+) -> Iterator[LiveStudy]:
+    """Launch ``design`` as round "demo" from placeholder images (rewritten by ``reencode(manifest)`` if given) and
+    run ``python -m app`` on a free port."""
     settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'study.db'}",
         media_root=tmp_path / "media",
         secret_key="e2e-secret",
         **NO_ENROL_LIMIT,
     )
-    launch_placeholders(settings.database_url, settings.media_root, design, tmp_path / "images", "demo", size=size)
+    launch_placeholders(
+        settings.database_url, settings.media_root, design, tmp_path / "images", "demo", size=size, reencode=reencode
+    )
     port = free_port()
     env = dict(
         os.environ,

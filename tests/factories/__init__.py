@@ -76,9 +76,14 @@ def launch_placeholders(
     *,
     size: int = 16,
     now: datetime | None = None,
+    reencode: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Placeholder images and their manifest under ``images``, launched as round ``round_id``; returns the manifest."""
+    """Placeholder images and their manifest under ``images``, launched as round ``round_id``; returns the manifest.
+
+    ``reencode(manifest)``, if given, may rewrite the images (and their sha256 in the manifest) before launch."""
     manifest, _ = write_placeholders(load_design(design_path), images, size=size)
+    if reencode is not None:
+        reencode(manifest)
     with session_scope(database_url) as s:
         launch_round(
             s,
