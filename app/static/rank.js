@@ -358,12 +358,18 @@
   function stepper(form) {
     var steps = Array.prototype.slice.call(form.querySelectorAll("fieldset.criterion"));
     var submit = form.querySelector("button.next");
+    /* The "stop and return" link sits in the first step's row (which has no Back button), so no step grows. */
+    var leave = document.querySelector(".return-link");
     if (steps.length < 2) { return function () {}; }
     form.classList.add("stepped");
     var current = 0;
     function show(i, focus) {
       current = Math.max(0, Math.min(steps.length - 1, i));
       steps.forEach(function (fs, j) { fs.hidden = j !== current; });
+      if (leave && steps[0].querySelector(".step-nav")) {
+        steps[0].querySelector(".step-nav").appendChild(leave);
+        leave.hidden = current !== 0;
+      }
       if (submit) { submit.hidden = current !== steps.length - 1; }
       if (submit && current === steps.length - 1) { steps[current].querySelector(".step-nav").appendChild(submit); }
       if (focus) {

@@ -107,7 +107,7 @@ def test_keyboard_hint_shows_on_a_desktop(live_paper, browser):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     enter(page, live_paper.base_url, live_paper.round_id, tap=False)
-    assert page.locator("#rank-keys-help").is_visible()
+    page.wait_for_selector("#rank-keys-help", state="visible", timeout=15_000)  # rank.js adds it after load
     assert page.locator("li.item[tabindex]").count() == 0  # image tiles are no tab stops
     context.close()
 
