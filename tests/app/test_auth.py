@@ -13,7 +13,7 @@ from app.loginguard import LoginGuard
 from tests.app.console_support import BEARER, TOKEN, app_client, launch_demo, login
 
 PUBLIC_RESEARCHER_ROUTES = {("/console/login", "GET"), ("/console/login", "POST")}
-SAMPLE_PARAMS = {"round_id": "demo", "pseudonym": "p-0000", "action": "pause", "kind": "responses"}
+SAMPLE_PARAMS = {"round_id": "demo", "pseudonym": "p-0000", "action": "pause", "kind": "responses", "image_row": "1"}
 
 
 def _fill(path: str) -> str:
