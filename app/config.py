@@ -23,7 +23,15 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = 64_000
-    db_pool_size: int = 10
+    db_threads: int = Field(
+        default=0,
+        ge=0,
+        description="DB_THREADS: participant requests using the database at once per process (0: 2 on SQLite, 4 on "
+        "PostgreSQL); each takes one thread and one pooled connection.",
+    )
+    db_pool_size: int = Field(
+        default=0, ge=0, description="DB_POOL_SIZE: connections kept open per process (0: DB_THREADS + 4)."
+    )
     enrol_rate_per_client: int = Field(
         default=10, ge=0, description="Enrolments a minute from one client address in one round (0: no limit)."
     )

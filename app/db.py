@@ -3,38 +3,68 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
+import anyio
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, SQLModel, create_engine
 
 _SQLITE_WRITE_LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
+T = TypeVar("T")
+
+# Threads that use the database at once, per process, when ``DB_THREADS`` is 0: SQLite serialises writers and the
+# interpreter lock serialises Python, so more threads only add switching; PostgreSQL gains from overlapping waits.
+DEFAULT_THREADS = {"sqlite": 2, "postgresql": 4}
+POOL_RECYCLE_S = 1800  # PostgreSQL: connections older than this are replaced at checkout (no ping per checkout)
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
-    """Build an engine for ``url``. SQLite files get WAL, ``synchronous=NORMAL`` and a busy timeout."""
+def default_threads(url: str) -> int:
+    return DEFAULT_THREADS.get(make_url(url).get_backend_name(), 4)
+
+
+def make_engine(url: str, *, pool_size: int = 10, max_overflow: int | None = None) -> Engine:
+    """Build an engine for ``url``: a pool of ``pool_size`` kept connections (plus ``max_overflow``, default
+    ``pool_size``, opened only under bursts). SQLite files get WAL, ``synchronous=NORMAL`` and a busy timeout, set
+    once per connection. PostgreSQL connections are recycled after ``POOL_RECYCLE_S`` rather than pinged at every
+    checkout; a dropped connection invalidates the pool and ``Database.run`` retries the request once."""
+    overflow = pool_size if max_overflow is None else max_overflow
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+            engine = create_engine(
+                url,
+                connect_args={"check_same_thread": False, "timeout": 30},
+                pool_size=pool_size,
+                max_overflow=overflow,
+            )
+        else:
+            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         _configure_sqlite(engine)
         return engine
     if parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_engine(
+        url, pool_size=pool_size, max_overflow=overflow, pool_recycle=POOL_RECYCLE_S, pool_use_lifo=True
+    )
 
 
 def _configure_sqlite(engine: Engine) -> None:
+    wal_set: list[bool] = []
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
         dbapi_conn.isolation_level = None  # transactions are begun explicitly below
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        if not wal_set:  # WAL is a property of the database file: once per engine is enough
+            cur.execute("PRAGMA journal_mode=WAL")
+            wal_set.append(True)
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA foreign_keys=ON")
@@ -100,6 +130,35 @@ def write(session: Session) -> Iterator[Session]:
     except BaseException:
         session.rollback()
         raise
+
+
+class Database:
+    """The engine of a web process and its one way in: ``await db.run(work)`` runs ``work(session)`` in one worker
+    thread with a fresh session (closed after), at most ``threads`` at a time (a limiter sized to the pool), so a
+    request makes one thread hop and never waits for a connection while holding another.
+
+    ``retry=True`` (idempotent work: page views, images, token-checked submissions) runs ``work`` once more on a new
+    connection when the first attempt lost its connection (a restarted PostgreSQL server): the error-driven
+    reconnect that replaces a ping before every checkout."""
+
+    def __init__(self, engine: Engine, threads: int) -> None:
+        self.engine = engine
+        self.threads = threads
+        self.limiter = anyio.CapacityLimiter(threads)
+
+    def call(self, work: Callable[[Session], T], *, retry: bool = False) -> T:
+        """``work(session)`` in the calling thread (what ``run`` does in a worker thread)."""
+        try:
+            with new_session(self.engine) as session:
+                return work(session)
+        except DBAPIError as err:
+            if not (retry and err.connection_invalidated):
+                raise
+        with new_session(self.engine) as session:
+            return work(session)
+
+    async def run(self, work: Callable[[Session], T], *, retry: bool = False) -> T:
+        return await anyio.to_thread.run_sync(lambda: self.call(work, retry=retry), limiter=self.limiter)
 
 
 @contextmanager

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -13,28 +14,35 @@ from fastapi.templating import Jinja2Templates
 from app import i18n
 from app.clock import Clock, utcnow
 from app.config import Settings
-from app.db import create_tables, make_engine
+from app.db import Database, create_tables, default_threads, make_engine
 from app.errors import install_error_handlers
 from app.loginguard import LoginGuard
 from app.middleware import BodyLimit, SecurityHeaders
 from app.ratelimit import limiter_from_settings
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+OVERFLOW = 6  # connections opened beyond the pool only under bursts of console or API requests
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
     settings = settings or Settings()
-    engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+    threads = settings.db_threads or default_threads(settings.database_url)
+    pool_size = settings.db_pool_size or threads + 4
+    engine = make_engine(settings.database_url, pool_size=pool_size, max_overflow=OVERFLOW)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         create_tables(engine)
+        # the other sync routes (console, API, static files) share anyio's default pool: keep it within the
+        # connections, so a burst queues for a thread instead of holding threads that wait for a connection
+        to_thread.current_default_thread_limiter().total_tokens = pool_size + OVERFLOW
         yield
         engine.dispose()
 
     app = FastAPI(title="scoft-study", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.engine = engine
+    app.state.db = Database(engine, threads)
     app.state.clock = clock or utcnow
     app.state.enrol_limiter = limiter_from_settings(settings)
     app.state.login_guard = LoginGuard(

@@ -1,22 +1,71 @@
-"""Designs as stored with a round (the snapshot, not the file on disk), parsed once per process.
+"""What never changes in a launched round, read once per process: its design (the snapshot stored with the round,
+not the file on disk) and its images.
 
 Rounds are read without their large text snapshots (``design_toml``, ``manifest_json``); the design text is
-fetched only the first time a process meets a design hash.
+fetched only the first time a process meets a design hash. A round's images are keyed by the round's launch
+(``Round.secret`` is drawn anew at every launch, so a round deleted and launched again under the same id is a new
+entry and the old one is never served).
 """
 
 from __future__ import annotations
 
 import threading
 import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
-from app.models import Round
+from app.models import Round, RoundImage
 from study_designs.schema import Design, parse_design
 
 _CACHE: dict[str, Design] = {}
 _GUARD = threading.Lock()
+_IMAGES: dict[tuple[str, str], Mapping[str, StoredImage]] = {}
+_MAX_ROUNDS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class StoredImage:
+    """One image of a launched round, as the participant routes need it (never shown: ``model_id``, ``path``)."""
+
+    image_id: str
+    culture: str
+    prompt_id: str
+    page_id: str
+    model_id: str
+    path: str  # MEDIA_ROOT-relative
+    width: int | None
+    height: int | None
+
+
+def round_images(session: Session, round_id: str, launch_key: str) -> Mapping[str, StoredImage]:
+    """Image id -> image of a round, read from the database the first time this process meets the round's launch
+    (``launch_key``: its ``Round.secret``)."""
+    key = (round_id, launch_key)
+    found = _IMAGES.get(key)
+    if found is not None:
+        return found
+    rows = session.exec(
+        select(
+            RoundImage.image_id,
+            RoundImage.culture,
+            RoundImage.prompt_id,
+            RoundImage.page_id,
+            RoundImage.model_id,
+            RoundImage.path,
+            RoundImage.width,
+            RoundImage.height,
+        ).where(RoundImage.round_id == round_id)
+    ).all()
+    images = {r[0]: StoredImage(*r) for r in rows}
+    if images:  # a round being launched (no images yet) is not remembered
+        with _GUARD:
+            if len(_IMAGES) >= _MAX_ROUNDS:
+                _IMAGES.clear()
+            _IMAGES[key] = images
+    return images
 
 
 def _parse(sha256: str, toml_text: str) -> Design:

@@ -12,7 +12,7 @@ from app.crud.admin import (
     exclude_participant,
     promote_round,
 )
-from app.crud.common import Loaded, audit, load
+from app.crud.common import Loaded, audit, load, load_current
 from app.crud.leases import page_coverage, reclaim_expired_leases
 from app.crud.participants import (
     InvalidPage,
@@ -50,6 +50,7 @@ __all__ = [
     "finish_instructions",
     "give_consent",
     "load",
+    "load_current",
     "page_coverage",
     "preview",
     "promote_round",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from app.flow import NotFound, ParticipantStatus, Slot, State
 from app.flow.views import Person
@@ -33,7 +35,6 @@ class Loaded:
     row: Participant
     design: Design
     state: State
-    assignments: tuple[Assignment, ...]
     round_secret: str = ""
 
     @property
@@ -48,27 +49,24 @@ class Loaded:
         )
 
 
-def to_slot(a: Assignment) -> Slot:
-    assert a.id is not None
-    return Slot(
-        id=a.id,
-        position=a.position,
-        kind=a.kind,
-        page_id=a.page_id,
-        token=a.token,
-        image_order=tuple(a.image_order),
-        criteria_order=tuple(a.criteria_order),
-        leased_until=a.leased_until,
-        check_criterion=a.check_criterion,
-        check_image_id=a.check_image_id,
-        shown_at=a.shown_at,
-        submitted_at=a.submitted_at,
-        payload_sha256=a.payload_sha256,
-    )
+_SLOT_COLUMNS = (
+    Assignment.id,
+    Assignment.position,
+    Assignment.kind,
+    Assignment.page_id,
+    Assignment.token,
+    Assignment.image_order,
+    Assignment.criteria_order,
+    Assignment.leased_until,
+    Assignment.check_criterion,
+    Assignment.check_image_id,
+    Assignment.shown_at,
+    Assignment.submitted_at,
+    Assignment.payload_sha256,
+)
 
 
-def load(session: Session, code: str, *, lock: bool = False) -> Loaded:
-    """The participant with this link code (row-locked when ``lock``), their round's design and their slots."""
+def _participant_and_round(session: Session, code: str, *, lock: bool) -> tuple[Participant, str, str, str]:
     if not well_formed(code):  # a NUL byte or non-ASCII text never reaches the database driver
         raise NotFound("Unknown participant link.")
     q = (
@@ -82,20 +80,60 @@ def load(session: Session, code: str, *, lock: bool = False) -> Loaded:
     found = session.exec(q).first()
     if found is None:
         raise NotFound("Unknown participant link.")
-    row, round_status, sha, round_secret = found
+    return found  # type: ignore[return-value]
+
+
+def load_current(session: Session, code: str) -> Loaded:
+    """What a page view needs, unlocked, in two statements: the participant with their round, then, for an active
+    participant, only the page they are on with their progress counts (``State.counts``); every slot otherwise
+    (the steps before the pages count them)."""
+    row, round_status, sha, round_secret = _participant_and_round(session, code, lock=False)
     design = design_by_hash(session, row.round_id, sha)
-    assignments = tuple(
-        session.exec(
-            select(Assignment)
-            .where(Assignment.participant_id == row.id)
-            .order_by(col(Assignment.position))
-            .execution_options(populate_existing=True)
-        ).all()
-    )
+    if row.status != ParticipantStatus.ACTIVE:
+        return _with_slots(session, row, design, round_status, round_secret)
+    current = session.exec(
+        select(*_SLOT_COLUMNS, func.count().over(), func.count(col(Assignment.submitted_at)).over())
+        .where(Assignment.participant_id == row.id)
+        .order_by(col(Assignment.submitted_at).is_not(None), col(Assignment.position))
+        .limit(1)
+    ).first()
+    slots: tuple[Slot, ...] = ()
+    counts = (0, 0)
+    if current is not None:
+        *values, total, done = current
+        slot = _slot(values)
+        slots = () if slot.submitted else (slot,)
+        counts = (done, total)
     state = State(
         status=ParticipantStatus(row.status),
         round_status=round_status,
         failed_checks=row.failed_checks,
-        slots=tuple(to_slot(a) for a in assignments),
+        slots=slots,
+        counts=counts,
     )
-    return Loaded(row, design, state, assignments, round_secret)
+    return Loaded(row, design, state, round_secret)
+
+
+def load(session: Session, code: str, *, lock: bool = False) -> Loaded:
+    """The participant with this link code (row-locked when ``lock``), their round's design and their slots."""
+    row, round_status, sha, round_secret = _participant_and_round(session, code, lock=lock)
+    design = design_by_hash(session, row.round_id, sha)
+    return _with_slots(session, row, design, round_status, round_secret)
+
+
+def _with_slots(session: Session, row: Participant, design: Design, round_status: str, round_secret: str) -> Loaded:
+    rows = session.exec(
+        select(*_SLOT_COLUMNS).where(Assignment.participant_id == row.id).order_by(col(Assignment.position))
+    ).all()
+    state = State(
+        status=ParticipantStatus(row.status),
+        round_status=round_status,
+        failed_checks=row.failed_checks,
+        slots=tuple(_slot(r) for r in rows),
+    )
+    return Loaded(row, design, state, round_secret)
+
+
+def _slot(values: Sequence[Any]) -> Slot:
+    """A slot from a row of ``_SLOT_COLUMNS`` (no ORM object: a page view or submission builds none)."""
+    return Slot(*values[:5], tuple(values[5]), tuple(values[6]), *values[7:])

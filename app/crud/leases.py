@@ -6,18 +6,22 @@ from __future__ import annotations
 import secrets
 from collections import Counter
 from datetime import datetime, timedelta
+from functools import cache
+from types import SimpleNamespace
 
+from sqlalchemy import bindparam, update
 from sqlmodel import Session, col, func, or_, select
 
 from app import assignment as assign
 from app.blinding import image_token, preview_slot
 from app.crud.common import Loaded, audit, load
-from app.db import write
+from app.db import is_sqlite, write
 from app.flow import RoundNotFound, TryLater, apply, exclusion_threshold, is_excluded
 from app.flow.machine import LEASE_WINDOW, Reclaim, Slot, refresh_plan, to_utc
 from app.flow.status import LIVE_STATUSES, ParticipantStatus
 from app.flow.views import ImageInfo
 from app.models import Assignment, Participant, Round, RoundImage, RoundPage
+from app.snapshots import round_images
 from study_designs.schema import Design
 
 
@@ -80,18 +84,14 @@ def images_by_page_model(session: Session, round_id: str, page_ids: set[str]) ->
 
 def image_infos(session: Session, loaded: Loaded, slot: Slot) -> list[ImageInfo]:
     """The images of one slot, in its order, with tokens of this slot only (``app.blinding``)."""
-    rows = session.exec(
-        select(
-            RoundImage.image_id,
-            RoundImage.culture,
-            RoundImage.prompt_id,
-            RoundImage.width,
-            RoundImage.height,
-        ).where(RoundImage.round_id == loaded.row.round_id, col(RoundImage.image_id).in_(slot.image_order))
-    ).all()
     secret = loaded.round_secret
-    by_id = {r[0]: ImageInfo(r[0], image_token(secret, slot.token, r[0]), *r[1:]) for r in rows}
-    return [by_id[i] for i in slot.image_order]
+    stored = round_images(session, loaded.row.round_id, secret)
+    infos = []
+    for image_id in slot.image_order:
+        im = stored[image_id]
+        token = image_token(secret, slot.token, image_id)
+        infos.append(ImageInfo(image_id, token, im.culture, im.prompt_id, im.width, im.height))
+    return infos
 
 
 def preview_infos(session: Session, round_id: str, secret: str, image_ids: tuple[str, ...]) -> list[ImageInfo]:
@@ -207,6 +207,70 @@ def assign_pages(
     return slots
 
 
+def lease_if_room(session: Session, *, loaded: Loaded, slot: Slot, now: datetime) -> bool:
+    """Inside a write transaction with ``loaded`` locked: hold ``slot`` (the page a participant moves on to) when its
+    page is below target — the common case after a stored page, in one statement (PostgreSQL first locks the page's
+    ``RoundPage`` row, as enrolment does). False when the page is full: ``refresh_leases`` then swaps or drops it.
+
+    The count is ``page_coverage``'s for one page (submitted or live regular slots of participants who are neither
+    pilots nor excluded); attention and repeat slots hold no place in the pool and are always leased."""
+    row, design = loaded.row, loaded.design
+    q = _lease_statements()
+    conn = session.connection()
+    lease = now + timedelta(minutes=design.assignment.lease_minutes)
+    if slot.kind != "regular":
+        return conn.execute(q.hold, {"slot_id": slot.id, "lease": lease}).rowcount == 1
+    if not is_sqlite(session.get_bind()):  # type: ignore[arg-type]
+        conn.execute(q.lock_page, {"p_round": row.round_id, "p_page": slot.page_id})
+    threshold = exclusion_threshold(design.quality)
+    params = {
+        "slot_id": slot.id,
+        "lease": lease,
+        "p_round": row.round_id,
+        "p_page": slot.page_id,
+        "now": now,
+        "excluded": ParticipantStatus.EXCLUDED.value,
+        "threshold": NO_THRESHOLD if threshold is None else threshold,
+        "target": design.assignment.target_rankings_per_page,
+    }
+    return conn.execute(q.hold_if_room, params).rowcount == 1
+
+
+NO_THRESHOLD = 2**31 - 1  # failed checks no one reaches: a design without attention checks excludes no one
+
+
+@cache
+def _lease_statements() -> SimpleNamespace:
+    """``lease_if_room``'s statements, built once per process with bound parameters."""
+    b = bindparam
+    slot = Assignment.__table__  # type: ignore[attr-defined]
+    other = slot.alias("other")
+    person = Participant.__table__  # type: ignore[attr-defined]
+    page = RoundPage.__table__  # type: ignore[attr-defined]
+    taken = (
+        select(func.count())
+        .select_from(other.join(person, person.c.id == other.c.participant_id))
+        .where(
+            other.c.round_id == b("p_round"),
+            other.c.page_id == b("p_page"),
+            other.c.kind == "regular",
+            or_(other.c.submitted_at.is_not(None), other.c.leased_until > b("now")),
+            person.c.pilot.is_(False),
+            person.c.status != b("excluded"),
+            person.c.failed_checks < b("threshold"),
+        )
+        .scalar_subquery()
+    )
+    hold = update(slot).where(slot.c.id == b("slot_id")).values(leased_until=b("lease"))
+    return SimpleNamespace(
+        hold=hold,
+        hold_if_room=hold.where(taken < b("target")),
+        lock_page=select(page.c.page_id)
+        .where(page.c.round_id == b("p_round"), page.c.page_id == b("p_page"))
+        .with_for_update(),
+    )
+
+
 def refresh_leases(session: Session, loaded: Loaded, *, now: datetime) -> Loaded:
     """Inside a write transaction with ``loaded`` locked: lease the participant's current page, swapping it when
     others have filled it since, or dropping never-shown pages that no longer have room (``flow.machine.
@@ -217,7 +281,7 @@ def refresh_leases(session: Session, loaded: Loaded, *, now: datetime) -> Loaded
         return loaded
     lease = now + timedelta(minutes=design.assignment.lease_minutes)
     changed = 0
-    for _ in range(len(loaded.assignments) + 1):
+    for _ in range(len(loaded.state.slots) + 1):
         pages = culture_pages(session, row.round_id, row.culture)
         coverage = page_coverage(
             session,
@@ -235,7 +299,8 @@ def refresh_leases(session: Session, loaded: Loaded, *, now: datetime) -> Loaded
         )
         if not plan:
             break
-        by_id = {a.id: a for a in loaded.assignments}
+        planned = [swap.slot.id for swap in plan]
+        by_id = {a.id: a for a in session.exec(select(Assignment).where(col(Assignment.id).in_(planned))).all()}
         for swap in plan:
             slot = by_id[swap.slot.id]
             changed += 1

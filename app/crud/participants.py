@@ -18,7 +18,7 @@ from sqlmodel import Session, col, func, select
 
 from app.config import Settings
 from app.crud.common import Loaded, audit, load
-from app.crud.leases import assign_pages, image_infos, preview_infos, refresh_leases
+from app.crud.leases import assign_pages, image_infos, lease_if_room, preview_infos, refresh_leases
 from app.db import write
 from app.flow import InvalidInput, ParticipantStatus, apply
 from app.flow.machine import (
@@ -273,29 +273,31 @@ def show(session: Session, loaded: Loaded, *, now: datetime) -> View:
 
 @cache
 def _submit_statements() -> SimpleNamespace:
-    """The writes of a submission, built once per process with bound parameters (cheaper than rebuilding)."""
+    """The writes of a submission as Core statements on the tables, built once per process with bound parameters
+    (no ORM bulk machinery, and the compiled form is reused)."""
     b = bindparam
+    slot, person = Assignment.__table__, Participant.__table__  # type: ignore[attr-defined]
     return SimpleNamespace(
-        mark=update(Assignment)
-        .where(col(Assignment.id) == b("slot_id"))
+        rankings=insert(Ranking.__table__),  # type: ignore[attr-defined]
+        skips=insert(RankingSkip.__table__),  # type: ignore[attr-defined]
+        mark=update(slot)
+        .where(slot.c.id == b("slot_id"))
         .values(
             submitted_at=b("now"),
             payload_sha256=b("digest"),
             seconds_on_page=b("seconds"),
             attention_passed=b("passed"),
             late=b("late"),
-        )
-        .execution_options(synchronize_session=False),
-        person=update(Participant)
-        .where(col(Participant.id) == b("pid"))
+        ),
+        person=update(person)
+        .where(person.c.id == b("pid"))
         .values(
             last_seen_at=b("now"),
             failed_checks=b("failed_checks"),
             status=b("status"),
             completed_at=b("completed_at"),
             language=b("language"),
-        )
-        .execution_options(synchronize_session=False),
+        ),
     )
 
 
@@ -335,7 +337,10 @@ def submit_page(
         if isinstance(outcome, Stored):
             _store(session, loaded, outcome, now, _language(loaded, wanted))
             if not outcome.finished:  # hold the next page now (the one just answered is released)
-                refresh_leases(session, load(session, code, lock=True), now=now)
+                following = next(s for s in loaded.state.pending if s.position != position)
+                held = following.lease_live(now) or outcome.status != ParticipantStatus.ACTIVE
+                if not (held or lease_if_room(session, loaded=loaded, slot=following, now=now)):
+                    refresh_leases(session, load(session, code, lock=True), now=now)  # full: swap or drop it
     return outcome  # type: ignore[return-value]
 
 
@@ -353,18 +358,18 @@ def _store(session: Session, loaded: Loaded, out: Stored, now: datetime, languag
         for crit, ranks in sub.ranks.items()
         for pos, (image_id, rank) in enumerate(zip(slot.image_order, ranks, strict=True))
     ]
-    if rows:
-        session.exec(insert(Ranking), params=rows)
-    if sub.skipped:
-        session.exec(insert(RankingSkip), params=[{"slot_id": slot.id, "criterion": c} for c in sorted(sub.skipped)])
     q = _submit_statements()
+    conn = session.connection()
+    if rows:
+        conn.execute(q.rankings, rows)
+    if sub.skipped:
+        conn.execute(q.skips, [{"slot_id": slot.id, "criterion": c} for c in sorted(sub.skipped)])
     params = {"slot_id": slot.id, "now": now, "digest": out.digest, "seconds": out.seconds_on_page}
-    session.exec(q.mark, params=params | {"passed": out.attention_passed, "late": out.late})
-    pid = loaded.row.id
-    session.exec(
+    conn.execute(q.mark, params | {"passed": out.attention_passed, "late": out.late})
+    conn.execute(
         q.person,
-        params={
-            "pid": pid,
+        {
+            "pid": loaded.row.id,
             "now": now,
             "failed_checks": out.failed_checks,
             "status": out.status.value,

@@ -72,6 +72,9 @@ class State:
     round_status: str  # open | paused | closed
     failed_checks: int = 0
     slots: tuple[Slot, ...] = ()
+    # (submitted, total) when ``slots`` holds only the page an active participant is on (a page view reads no
+    # more: ``app.crud.load_current``); None when ``slots`` holds every slot
+    counts: tuple[int, int] | None = None
 
     def slot_at(self, position: int) -> Slot | None:
         return next((s for s in self.slots if s.position == position), None)
@@ -81,6 +84,8 @@ class State:
         return sorted((s for s in self.slots if not s.submitted), key=lambda s: s.position)
 
     def progress(self) -> tuple[int, int]:
+        if self.counts is not None:
+            return self.counts
         return sum(s.submitted for s in self.slots), len(self.slots)
 
 

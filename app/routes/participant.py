@@ -8,17 +8,19 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import replace
+from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlmodel import Session, col, select
-from starlette.concurrency import run_in_threadpool
 
 from app import crud, i18n
 from app.blinding import PREVIEW, image_of, split_token
+from app.clock import Clock
+from app.config import Settings
 from app.crud.participants import ENROL_WINDOW_S
-from app.deps import ClockDep, CurrentParticipant, CurrentRound, SessionDep, SettingsDep, TemplatesDep
+from app.deps import ClockDep, DbDep, SettingsDep, TemplatesDep
 from app.flow import InvalidInput, NotFound, ParticipantStatus
 from app.flow.views import View, message
 from app.identity import EntryError, parse_entry
@@ -26,7 +28,7 @@ from app.middleware import MTURK_CSP
 from app.models import Assignment, Round, RoundImage
 from app.ranks import parse_position
 from app.ratelimit import Decision, RateLimiter
-from app.snapshots import get_round, round_design
+from app.snapshots import get_round, round_design, round_images
 
 router = APIRouter()
 NO_STORE = {"Cache-Control": "no-store"}
@@ -43,14 +45,16 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/s/{round_id}", response_class=HTMLResponse, include_in_schema=False)
-def entry(
-    rnd: CurrentRound,
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    templates: TemplatesDep,
-    clock: ClockDep,
+async def entry(
+    round_id: str, request: Request, db: DbDep, settings: SettingsDep, templates: TemplatesDep, clock: ClockDep
 ) -> Response:
+    return await db.run(lambda session: _entry(session, round_id, request, settings, templates, clock))
+
+
+def _entry(
+    session: Session, round_id: str, request: Request, settings: Settings, templates: Jinja2Templates, clock: Clock
+) -> Response:
+    rnd = current_round(session, round_id)
     try:
         platform = parse_entry(request.query_params)
     except EntryError as err:
@@ -100,15 +104,37 @@ def entry(
     return _with_cookie(_to(person.code), cookie, person.code)
 
 
+def current_participant(session: Session, code: str, *, fast: bool = False) -> crud.Loaded:
+    """The participant of the link ``/p/{code}``, their round's design and their state (read, not locked);
+    ``fast``: only the page an active participant is on (``crud.load_current``)."""
+    try:
+        return crud.load_current(session, code) if fast else crud.load(session, code)
+    except NotFound:
+        raise NotFound(
+            "This participant link is not valid. Please open the study from the recruitment platform.",
+            heading="Link not recognised",
+        ) from None
+
+
+def current_round(session: Session, round_id: str) -> Round:
+    rnd = get_round(session, round_id)
+    if rnd is None:
+        raise NotFound("Please check the link you were given.", heading="Study not found")
+    return rnd
+
+
 def _with_cookie(resp: Response, name: str, code: str) -> Response:
     resp.set_cookie(name, code, max_age=60 * 60 * 24 * 30, httponly=True, samesite="lax", path="/s/")
     return resp
 
 
 @router.get("/p/{code}", response_class=HTMLResponse, include_in_schema=False)
-def show(
-    current: CurrentParticipant, request: Request, session: SessionDep, templates: TemplatesDep, clock: ClockDep
-) -> HTMLResponse:
+async def show(code: str, request: Request, db: DbDep, templates: TemplatesDep, clock: ClockDep) -> HTMLResponse:
+    return await db.run(lambda session: _show(session, code, request, templates, clock), retry=True)
+
+
+def _show(session: Session, code: str, request: Request, templates: Jinja2Templates, clock: Clock) -> HTMLResponse:
+    current = current_participant(session, code, fast=True)
     lang = i18n.choose(current.design.languages, wanted(request))
     current = replace(current, design=current.design.localized(lang))
     view = crud.show(session, current, now=clock())
@@ -150,35 +176,37 @@ def _one(form: dict[str, list[str]], name: str, missing: str) -> str:
 
 
 @router.post("/p/{code}/consent", include_in_schema=False)
-async def consent(code: str, request: Request, session: SessionDep, clock: ClockDep) -> Response:
+async def consent(code: str, request: Request, db: DbDep, clock: ClockDep) -> Response:
     form = await _form(request)
     agreed, declined = form.get("agree") == ["yes"], form.get("decline") == ["yes"]
-    await run_in_threadpool(
-        lambda: crud.give_consent(
-            session, code=code, agreed=agreed, declined=declined, now=clock(), wanted=wanted(request)
+    langs = wanted(request)
+    await db.run(
+        lambda session: crud.give_consent(
+            session, code=code, agreed=agreed, declined=declined, now=clock(), wanted=langs
         )
     )
     return _to(code)
 
 
 @router.post("/p/{code}/profile", include_in_schema=False)
-async def profile(code: str, request: Request, session: SessionDep, clock: ClockDep) -> Response:
+async def profile(code: str, request: Request, db: DbDep, clock: ClockDep) -> Response:
     culture = _one(await _form(request), "culture", "Please choose one of the listed options.")
-    await run_in_threadpool(
-        lambda: crud.choose_culture(session, code=code, culture=culture, now=clock(), wanted=wanted(request))
-    )
+    langs = wanted(request)
+    await db.run(lambda session: crud.choose_culture(session, code=code, culture=culture, now=clock(), wanted=langs))
     return _to(code)
 
 
 @router.post("/p/{code}/instructions", include_in_schema=False)
-async def instructions(code: str, request: Request, session: SessionDep, clock: ClockDep) -> Response:
-    await run_in_threadpool(lambda: crud.finish_instructions(session, code=code, now=clock(), wanted=wanted(request)))
+async def instructions(code: str, request: Request, db: DbDep, clock: ClockDep) -> Response:
+    langs = wanted(request)
+    await db.run(lambda session: crud.finish_instructions(session, code=code, now=clock(), wanted=langs))
     return _to(code)
 
 
 @router.get("/p/{code}/return", response_class=HTMLResponse, include_in_schema=False)
-def return_confirm(current: CurrentParticipant, request: Request, templates: TemplatesDep) -> Response:
+async def return_confirm(code: str, request: Request, db: DbDep, templates: TemplatesDep) -> Response:
     """The confirm step of "Stop and return the study"; shows only, changes nothing."""
+    current = await db.run(lambda session: current_participant(session, code))
     if not ParticipantStatus(current.row.status).is_live:
         return _to(current.row.code)
     design = current.design.localized(i18n.choose(current.design.languages, wanted(request)))
@@ -190,33 +218,40 @@ def return_confirm(current: CurrentParticipant, request: Request, templates: Tem
 
 
 @router.post("/p/{code}/return", include_in_schema=False)
-async def return_study(code: str, request: Request, session: SessionDep, clock: ClockDep) -> Response:
+async def return_study(code: str, request: Request, db: DbDep, clock: ClockDep) -> Response:
     """Stop and return the study (POST only, idempotent); then the link shows what to do on the platform."""
     if (await _form(request)).get("confirm") == ["yes"]:
-        await run_in_threadpool(lambda: crud.return_study(session, code=code, now=clock()))
+        await db.run(lambda session: crud.return_study(session, code=code, now=clock()))
     return _to(code)
 
 
 @router.post("/p/{code}/page/{position}", include_in_schema=False)
-async def submit(code: str, position: str, request: Request, session: SessionDep, clock: ClockDep) -> Response:
-    """Store one ranking page, then show whatever comes next (a fixable form comes back with its reason, 400)."""
+async def submit(code: str, position: str, request: Request, db: DbDep, clock: ClockDep) -> Response:
+    """Store one ranking page, then show whatever comes next (a fixable form comes back with its reason, 400).
+    Safe to retry after a lost connection: the page token makes a repeated submission a no-op."""
     page = parse_position(position)
     if page is None:
         raise NotFound("This page is not part of your study.")
     form = await _form(request)
     token = _one(form, "token", "The form is missing its page token.")
-    await run_in_threadpool(
-        lambda: crud.submit_page(
-            session, code=code, position=page, token=token, form=form, now=clock(), wanted=wanted(request)
-        )
+    langs = wanted(request)
+    await db.run(
+        lambda session: crud.submit_page(
+            session, code=code, position=page, token=token, form=form, now=clock(), wanted=langs
+        ),
+        retry=True,
     )
     return _to(code)
 
 
 @router.get("/i/{token}", include_in_schema=False)
-def image(token: str, session: SessionDep, settings: SettingsDep) -> Response:
+async def image(token: str, db: DbDep, settings: SettingsDep) -> Response:
     """One image of one participant's page slot (``app.blinding``). The headers are the same for every image: no
     file time, no ETag, nothing but the length depends on the file."""
+    return await db.run(lambda session: _image(session, token, settings.media_root), retry=True)
+
+
+def _image(session: Session, token: str, media_root: Path) -> Response:
     slot_token = split_token(token)
     found = None
     if slot_token is not None:
@@ -228,12 +263,8 @@ def image(token: str, session: SessionDep, settings: SettingsDep) -> Response:
     if found is None and slot_token is not None and slot_token.startswith(PREVIEW):
         found = _preview_images(session, slot_token.removeprefix(PREVIEW))
     image_id = None if found is None else image_of(found[2], token, found[1])
-    row = None
-    if image_id is not None:
-        row = session.exec(
-            select(RoundImage.path).where(RoundImage.round_id == found[0], RoundImage.image_id == image_id)
-        ).first()
-    path = None if row is None else settings.media_root / row
+    stored = None if image_id is None else round_images(session, found[0], found[2]).get(image_id)  # type: ignore[index]
+    path = None if stored is None else media_root / stored.path
     if path is None or not path.is_file():
         return Response("Image not found.", status_code=404, media_type="text/plain", headers=NO_STORE)
     return Response(path.read_bytes(), media_type="image/png", headers=IMAGE_HEADERS)
