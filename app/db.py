@@ -72,8 +72,10 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
-        immediate = conn.get_execution_options().get("sqlite_immediate", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        options = conn.get_execution_options()
+        if options.get("sqlite_no_begin", False):
+            return  # a single read statement (a page view): it is its own snapshot, no transaction needed
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("sqlite_immediate", False) else "BEGIN")
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -81,9 +83,13 @@ def is_sqlite(engine: Engine) -> bool:
 
 
 def create_tables(engine: Engine) -> None:
+    """Create missing tables, and missing indexes of existing tables (a database made by an earlier version)."""
     from app import models  # noqa: F401  (registers the tables)
 
     SQLModel.metadata.create_all(engine)
+    for table in SQLModel.metadata.sorted_tables:
+        for index in table.indexes:
+            index.create(engine, checkfirst=True)
 
 
 def drop_tables(engine: Engine) -> None:

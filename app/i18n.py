@@ -109,11 +109,13 @@ def _locale(lang: str) -> Locale | None:
         return None
 
 
+@cache
 def direction(lang: str) -> str:
     loc = _locale(lang)
     return "rtl" if loc is not None and loc.text_direction == "rtl" else "ltr"
 
 
+@cache
 def display_name(lang: str) -> str:
     """The language's name in itself (the switcher shows each language as its speakers know it)."""
     loc = _locale(lang)

@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     )
     app.state.templates = Jinja2Templates(directory=str(PACKAGE_DIR / "templates"))
     app.state.templates.env.globals.update(i18n.english())
+    app.state.templates.env.auto_reload = False  # templates ship with the code: no file check per render
     app.mount("/static", StaticFiles(directory=str(PACKAGE_DIR / "static")), name="static")
 
     from app.routes import api, login, participant, pilot, preview, researcher

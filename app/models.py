@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Column, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from app.flow.status import ParticipantStatus
@@ -85,7 +85,12 @@ class Participant(SQLModel, table=True):
 class Assignment(SQLModel, table=True):
     """One slot: a participant's page at one position."""
 
-    __table_args__ = (UniqueConstraint("participant_id", "position"),)
+    # a page's coverage is counted on every submission (``crud.leases.lease_if_room``): by round and page, not by
+    # scanning the round
+    __table_args__ = (
+        UniqueConstraint("participant_id", "position"),
+        Index("ix_assignment_round_page", "round_id", "page_id"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     participant_id: int = Field(foreign_key="participant.id", index=True)
     round_id: str = Field(index=True, max_length=64)

@@ -6,8 +6,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import cache
+from typing import Any, NamedTuple
 
+from sqlalchemy import Select, bindparam
 from sqlmodel import Session, col, func, select
 
 from app.flow import NotFound, ParticipantStatus, Slot, State
@@ -84,47 +86,147 @@ def _participant_and_round(session: Session, code: str, *, lock: bool) -> tuple[
 
 
 def load_current(session: Session, code: str) -> Loaded:
-    """What a page view needs, unlocked, in two statements: the participant with their round, then, for an active
-    participant, only the page they are on with their progress counts (``State.counts``); every slot otherwise
-    (the steps before the pages count them)."""
-    row, round_status, sha, round_secret = _participant_and_round(session, code, lock=False)
-    design = design_by_hash(session, row.round_id, sha)
-    if row.status != ParticipantStatus.ACTIVE:
-        return _with_slots(session, row, design, round_status, round_secret)
-    current = session.exec(
-        select(*_SLOT_COLUMNS, func.count().over(), func.count(col(Assignment.submitted_at)).over())
-        .where(Assignment.participant_id == row.id)
-        .order_by(col(Assignment.submitted_at).is_not(None), col(Assignment.position))
-        .limit(1)
-    ).first()
+    """What a page view needs, in one unlocked statement (``_current_statement``): the participant with their round
+    and, for an active participant, only the page they are on with their progress counts (``State.counts``).
+    Other participants' slots are all read (the steps before the pages count them).
+
+    ``Loaded.row`` is then a read-only row with the participant's column names, not an ORM object: a view that
+    must write loads again under lock (``load(lock=True)``). On SQLite the statement runs without ``BEGIN``."""
+    if not well_formed(code):  # a NUL byte or non-ASCII text never reaches the database driver
+        raise NotFound("Unknown participant link.")
+    if not session.in_transaction():
+        session.connection(execution_options={"sqlite_no_begin": True})
+    found = session.connection().execute(_current_statement(), {"code": code}).first()
+    if found is None:
+        raise NotFound("Unknown participant link.")
+    row = found._mapping
+    person = _PersonRow(*(row[c.key] for c in _PERSON_COLUMNS))
+    design = design_by_hash(session, person.round_id, row["design_sha256"])
+    if person.status != ParticipantStatus.ACTIVE:
+        return _with_slots(session, person, design, row["round_status"], row["secret"])  # type: ignore[arg-type]
     slots: tuple[Slot, ...] = ()
-    counts = (0, 0)
-    if current is not None:
-        *values, total, done = current
-        slot = _slot(values)
-        slots = () if slot.submitted else (slot,)
-        counts = (done, total)
+    if row["id_1"] is not None and row["submitted_at"] is None:
+        slots = (_slot([row[k] for k in _SLOT_KEYS]),)
     state = State(
-        status=ParticipantStatus(row.status),
-        round_status=round_status,
-        failed_checks=row.failed_checks,
+        status=ParticipantStatus(person.status),
+        round_status=row["round_status"],
+        failed_checks=person.failed_checks,
         slots=slots,
-        counts=counts,
+        counts=(row["n_done"], row["n_slots"]),
     )
-    return Loaded(row, design, state, round_secret)
+    return Loaded(person, design, state, row["secret"])  # type: ignore[arg-type]
 
 
-def load(session: Session, code: str, *, lock: bool = False) -> Loaded:
-    """The participant with this link code (row-locked when ``lock``), their round's design and their slots."""
-    row, round_status, sha, round_secret = _participant_and_round(session, code, lock=lock)
+_PERSON_COLUMNS = (
+    Participant.id,
+    Participant.round_id,
+    Participant.code,
+    Participant.platform,
+    Participant.platform_raw,
+    Participant.status,
+    Participant.exclusion_reason,
+    Participant.failed_checks,
+    Participant.culture,
+)
+
+
+class _PersonRow(NamedTuple):
+    """The participant's columns a page view reads (``load_current``), under ``Participant``'s attribute names."""
+
+    id: int
+    round_id: str
+    code: str
+    platform: str
+    platform_raw: dict
+    status: str
+    exclusion_reason: str | None
+    failed_checks: int
+    culture: str | None
+
+
+_SLOT_KEYS = ("id_1",) + tuple(c.key for c in _SLOT_COLUMNS[1:])
+
+
+@cache
+def _current_statement() -> Select:
+    """Participant + round + the first unsubmitted slot (else the last one) + counts, by link code, built once."""
+    mine = Assignment.__table__.alias("mine")  # type: ignore[attr-defined]
+    person = Participant.__table__  # type: ignore[attr-defined]
+    slot = Assignment.__table__  # type: ignore[attr-defined]
+    first_open = (
+        select(mine.c.id)
+        .where(mine.c.participant_id == person.c.id)
+        .order_by(mine.c.submitted_at.is_not(None), mine.c.position)
+        .limit(1)
+        .scalar_subquery()
+    )
+    n_slots = select(func.count()).where(mine.c.participant_id == person.c.id).scalar_subquery()
+    n_done = select(func.count(mine.c.submitted_at)).where(mine.c.participant_id == person.c.id).scalar_subquery()
+    return (
+        select(
+            *(person.c[c.key] for c in _PERSON_COLUMNS),
+            Round.__table__.c.status.label("round_status"),  # type: ignore[attr-defined]
+            Round.__table__.c.design_sha256,  # type: ignore[attr-defined]
+            Round.__table__.c.secret,  # type: ignore[attr-defined]
+            slot.c.id.label("id_1"),
+            *(slot.c[c.key] for c in _SLOT_COLUMNS[1:]),
+            n_slots.label("n_slots"),
+            n_done.label("n_done"),
+        )
+        .select_from(person)
+        .join(Round.__table__, Round.__table__.c.id == person.c.round_id)  # type: ignore[attr-defined]
+        .outerjoin(slot, slot.c.id == first_open)
+        .where(person.c.code == bindparam("code"))
+    )
+
+
+def load(session: Session, code: str, *, lock: bool = False, orm: bool = True) -> Loaded:
+    """The participant with this link code (row-locked when ``lock``), their round's design and their slots.
+
+    ``orm=False``: the participant as a plain row (``_PersonRow``) and every read as a Core statement, for a writer
+    that writes with Core statements only (a page submission)."""
+    if orm:
+        row, round_status, sha, round_secret = _participant_and_round(session, code, lock=lock)
+    else:
+        row, round_status, sha, round_secret = _person_and_round(session, code, lock=lock)  # type: ignore[assignment]
     design = design_by_hash(session, row.round_id, sha)
     return _with_slots(session, row, design, round_status, round_secret)
 
 
+def _person_and_round(session: Session, code: str, *, lock: bool) -> tuple[_PersonRow, str, str, str]:
+    if not well_formed(code):
+        raise NotFound("Unknown participant link.")
+    q = _person_statement(lock)
+    found = session.connection().execute(q, {"code": code}).first()
+    if found is None:
+        raise NotFound("Unknown participant link.")
+    *person, status, sha, secret = found
+    return _PersonRow(*person), status, sha, secret
+
+
+@cache
+def _person_statement(lock: bool) -> Select:
+    person, rnd = Participant.__table__, Round.__table__  # type: ignore[attr-defined]
+    q = (
+        select(*(person.c[c.key] for c in _PERSON_COLUMNS), rnd.c.status, rnd.c.design_sha256, rnd.c.secret)
+        .join(rnd, rnd.c.id == person.c.round_id)
+        .where(person.c.code == bindparam("code"))
+    )
+    return q.with_for_update(of=person) if lock else q
+
+
+@cache
+def _slots_statement() -> Select:
+    slot = Assignment.__table__  # type: ignore[attr-defined]
+    return (
+        select(*(slot.c[c.key] for c in _SLOT_COLUMNS))
+        .where(slot.c.participant_id == bindparam("pid"))
+        .order_by(slot.c.position)
+    )
+
+
 def _with_slots(session: Session, row: Participant, design: Design, round_status: str, round_secret: str) -> Loaded:
-    rows = session.exec(
-        select(*_SLOT_COLUMNS).where(Assignment.participant_id == row.id).order_by(col(Assignment.position))
-    ).all()
+    rows = session.connection().execute(_slots_statement(), {"pid": row.id}).all()
     state = State(
         status=ParticipantStatus(row.status),
         round_status=round_status,

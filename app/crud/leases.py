@@ -209,8 +209,9 @@ def assign_pages(
 
 def lease_if_room(session: Session, *, loaded: Loaded, slot: Slot, now: datetime) -> bool:
     """Inside a write transaction with ``loaded`` locked: hold ``slot`` (the page a participant moves on to) when its
-    page is below target — the common case after a stored page, in one statement (PostgreSQL first locks the page's
-    ``RoundPage`` row, as enrolment does). False when the page is full: ``refresh_leases`` then swaps or drops it.
+    page is below target — the common case after a stored page, in one statement (PostgreSQL first locks the
+    culture's ``RoundPage`` rows, as enrolment does). False when the page is full: ``refresh_leases`` then swaps or
+    drops it.
 
     The count is ``page_coverage``'s for one page (submitted or live regular slots of participants who are neither
     pilots nor excluded); attention and repeat slots hold no place in the pool and are always leased."""
@@ -221,7 +222,9 @@ def lease_if_room(session: Session, *, loaded: Loaded, slot: Slot, now: datetime
     if slot.kind != "regular":
         return conn.execute(q.hold, {"slot_id": slot.id, "lease": lease}).rowcount == 1
     if not is_sqlite(session.get_bind()):  # type: ignore[arg-type]
-        conn.execute(q.lock_page, {"p_round": row.round_id, "p_page": slot.page_id})
+        # the culture's pages, in page order, as enrolment and ``refresh_leases`` lock them: one order for every
+        # locker, so a full page's fall-back to ``refresh_leases`` can never deadlock with an enrolment
+        conn.execute(q.lock_pages, {"p_round": row.round_id, "p_culture": row.culture})
     threshold = exclusion_threshold(design.quality)
     params = {
         "slot_id": slot.id,
@@ -261,12 +264,13 @@ def _lease_statements() -> SimpleNamespace:
         )
         .scalar_subquery()
     )
-    hold = update(slot).where(slot.c.id == b("slot_id")).values(leased_until=b("lease"))
+    hold = update(slot).where(slot.c.id == b("slot_id")).values(leased_until=b("lease", type_=slot.c.leased_until.type))
     return SimpleNamespace(
         hold=hold,
         hold_if_room=hold.where(taken < b("target")),
-        lock_page=select(page.c.page_id)
-        .where(page.c.round_id == b("p_round"), page.c.page_id == b("p_page"))
+        lock_pages=select(page.c.page_id)
+        .where(page.c.round_id == b("p_round"), page.c.culture == b("p_culture"))
+        .order_by(page.c.page_id)
         .with_for_update(),
     )
 

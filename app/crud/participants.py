@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import cache
 from types import SimpleNamespace
+from typing import Any
 
 from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
@@ -275,15 +276,18 @@ def show(session: Session, loaded: Loaded, *, now: datetime) -> View:
 def _submit_statements() -> SimpleNamespace:
     """The writes of a submission as Core statements on the tables, built once per process with bound parameters
     (no ORM bulk machinery, and the compiled form is reused)."""
-    b = bindparam
     slot, person = Assignment.__table__, Participant.__table__  # type: ignore[attr-defined]
+
+    def b(name: str, column: Any = None) -> Any:  # typed as the column, so datetimes go in as naive UTC
+        return bindparam(name) if column is None else bindparam(name, type_=column.type)
+
     return SimpleNamespace(
         rankings=insert(Ranking.__table__),  # type: ignore[attr-defined]
         skips=insert(RankingSkip.__table__),  # type: ignore[attr-defined]
         mark=update(slot)
         .where(slot.c.id == b("slot_id"))
         .values(
-            submitted_at=b("now"),
+            submitted_at=b("now", slot.c.submitted_at),
             payload_sha256=b("digest"),
             seconds_on_page=b("seconds"),
             attention_passed=b("passed"),
@@ -292,10 +296,10 @@ def _submit_statements() -> SimpleNamespace:
         person=update(person)
         .where(person.c.id == b("pid"))
         .values(
-            last_seen_at=b("now"),
+            last_seen_at=b("now", person.c.last_seen_at),
             failed_checks=b("failed_checks"),
             status=b("status"),
-            completed_at=b("completed_at"),
+            completed_at=b("completed_at", person.c.completed_at),
             language=b("language"),
         ),
     )
@@ -315,7 +319,7 @@ def submit_page(
 
     A fixable page comes back in the first of the ``wanted`` languages the design offers."""
     with write(session):
-        loaded = load(session, code, lock=True)
+        loaded = load(session, code, lock=True, orm=False)
         try:
             outcome = apply(loaded.state, Submit(position, token, form, loaded.design, now))
         except InvalidInput as err:
