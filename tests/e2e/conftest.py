@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -63,16 +64,22 @@ def live_roomy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStudy]:
 
 
 def paper_subset(text: str) -> str:
-    """The paper design with every Mexico prompt (their Spanish descriptions included) but one prompt of each other
-    culture, so a browser test launches it in seconds: 4 images and the paper's 4 questions on every page."""
+    """The paper design with every Mexico prompt but one prompt of each other culture (and the translations of the
+    prompts kept, in every language), so a browser test launches it in seconds: 4 images and the paper's 4 questions
+    on every page."""
     head, sep, tail = text.partition("\n# -- Spanish")
     blocks = head.split("\n[[prompts]]\n")
-    kept, seen = [blocks[0]], set()
+    kept, seen, ids = [blocks[0]], set(), set()
     for block in blocks[1:]:
         culture = block.split('culture = "', 1)[1].split('"', 1)[0]
         if culture == "mexico" or culture not in seen:
             kept.append(block)
             seen.add(culture)
+            ids.add(block.split('id = "', 1)[1].split('"', 1)[0])
+    prompt_line = re.compile(r"^([a-z]+-[0-9]+) = ")
+    tail = "".join(
+        line for line in tail.splitlines(keepends=True) if (m := prompt_line.match(line)) is None or m.group(1) in ids
+    )
     return "\n[[prompts]]\n".join(kept) + sep + tail
 
 

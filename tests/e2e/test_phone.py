@@ -1,5 +1,6 @@
-"""The paper's study on a phone (390×844), in English and Spanish: one question per screen, images at least 150 px
-wide that never move, 44 px tap targets, hints only where they apply, and an axe-core audit of every page type.
+"""The paper's study on a phone (390×844): one question per screen, images at least 150 px wide that never move, 44 px
+tap targets, hints only where they apply, the language from the browser and the language menu, and an axe-core audit
+of every page type in English and Spanish with JavaScript on and off and in Chinese with it on.
 
 Measured figures (step heights, image widths, the smallest tap target, the whole page without JavaScript) are
 printed and written to ``phone-figures.json`` under the test's tmp dir with a screenshot of every step.
@@ -152,7 +153,15 @@ def test_language_from_accept_language_and_the_switcher(live_paper, browser):
     legends = page.locator("fieldset.criterion legend").all_inner_texts()
     assert any("cultura mexicana" in t for t in legends), legends
     assert page.locator("button.tap").first.inner_text() == "Siguiente puesto"
-    # the switcher: English on this page and the pages after it (the choice is kept across the form posts)
+    # the language menu shows the current language; opened, it names every language of the design in itself
+    assert page.inner_text("header.languages summary").strip().endswith("Español")  # after a hidden "Idioma:"
+    assert not page.locator("header.languages a[hreflang=en]").is_visible()
+    page.locator("header.languages summary").tap()
+    names = page.locator("header.languages a").all_inner_texts()
+    assert names == ["English", "Español", "中文 (简体)", "한국어", "हिन्दी"], names
+    assert page.locator("header.languages a[aria-current]").get_attribute("hreflang") == "es"
+    assert not small_targets(page), small_targets(page)
+    # English on this page and the pages after it (the choice is kept across the form posts)
     page.locator("header.languages a[hreflang=en]").tap()
     assert page.get_attribute("html", "lang") == "en"
     assert page.inner_text("h1").startswith("Page 1 of 23")
@@ -164,7 +173,7 @@ def test_language_from_accept_language_and_the_switcher(live_paper, browser):
     context.close()
 
 
-PAGES = ("consent", "profile", "instructions", "ranking", "ranking-error", "done")
+PAGES = ("consent", "profile", "instructions", "ranking", "ranking-languages", "ranking-error", "message")
 
 
 def audit(page) -> list[str]:
@@ -178,10 +187,23 @@ def audit(page) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize(("lang", "js"), [("en", True), ("es", False)], ids=["en-js", "es-no-js"])
-def test_axe_finds_no_serious_problem_on_any_participant_page(live_paper, browser, js, lang):
+# (Accept-Language, the language the pages come in, JavaScript): two languages with JavaScript on and off, and a
+# CJK language with it on
+AUDITS = [
+    ("en", "en", True),
+    ("en", "en", False),
+    ("es-MX", "es", True),
+    ("es-MX", "es", False),
+    ("zh-CN", "zh-Hans", True),
+]
+
+
+@pytest.mark.parametrize(
+    ("accept", "lang", "js"), AUDITS, ids=[f"{lang}-{'js' if js else 'no-js'}" for _, lang, js in AUDITS]
+)
+def test_axe_finds_no_serious_problem_on_any_participant_page(live_paper, browser, accept, lang, js):
     # axe runs in the page, so "JavaScript off" means: the page's own script (rank.js) never loads
-    context = browser.new_context(bypass_csp=True, extra_http_headers={"Accept-Language": lang}, **PHONE)
+    context = browser.new_context(bypass_csp=True, extra_http_headers={"Accept-Language": accept}, **PHONE)
     page = context.new_page()
     if not js:
         page.route("**/static/rank.js", lambda route: route.fulfill(body="", content_type="text/javascript"))
@@ -193,6 +215,7 @@ def test_axe_finds_no_serious_problem_on_any_participant_page(live_paper, browse
         page.wait_for_load_state("load")
 
     page.goto(f"{live_paper.base_url}/s/{live_paper.round_id}")
+    assert page.get_attribute("html", "lang") == lang and page.get_attribute("html", "dir") == "ltr"
     found["consent"] = audit(page)
     page.tap("input[name=agree]")
     submit()
@@ -203,6 +226,9 @@ def test_axe_finds_no_serious_problem_on_any_participant_page(live_paper, browse
     submit()
     page.wait_for_selector("form.ranking")
     found["ranking"] = audit(page)
+    page.locator("header.languages summary").tap()  # the language menu, open
+    found["ranking-languages"] = audit(page)
+    page.locator("header.languages summary").tap()
     if js:
         to_last(page, "tap")
     submit("button.next")
@@ -211,5 +237,6 @@ def test_axe_finds_no_serious_problem_on_any_participant_page(live_paper, browse
     page.goto(f"{live_paper.base_url}/p/not-a-code")
     found["message"] = audit(page)
     print(f"axe ({lang}, {'js' if js else 'no-js'}):", {k: len(v) for k, v in found.items()})
+    assert tuple(found) == PAGES
     assert not any(found.values()), found
     context.close()

@@ -114,3 +114,20 @@ def test_check_cli(capsys, tmp_path):
     bad.write_text('id = "x"\n')
     assert cli(["check", str(bad)]) == 2
     assert "bad.toml" in capsys.readouterr().err
+
+
+def test_check_cli_finds_every_translation_of_the_paper_design(capsys, tmp_path):
+    assert cli(["check", str(PAPER)]) == 0
+    out = capsys.readouterr().out
+    assert "  languages: en, es, zh-Hans, ko, hi\n" in out
+    assert "missing translation" not in out
+    # a gap in any language is reported by name (here: one Korean prompt and the Hindi title)
+    text = PAPER.read_text()
+    for line in ('korea-07 = "한국 무용을 공연하는 무용수들"\n', 'title = "SCoFT (CVPR 2024): चार'):
+        assert line in text
+        text = text.replace(line, "# " + line, 1)
+    gappy = tmp_path / "gappy.toml"
+    gappy.write_text(text)
+    assert cli(["check", str(gappy)]) == 0
+    missing = [line.strip() for line in capsys.readouterr().out.splitlines() if "missing translation" in line]
+    assert missing == ["missing translation ko: prompts.korea-07", "missing translation hi: title"]
