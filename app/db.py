@@ -20,7 +20,7 @@ T = TypeVar("T")
 
 # Threads that use the database at once, per process, when ``DB_THREADS`` is 0: SQLite serialises writers and the
 # interpreter lock serialises Python, so more threads only add switching; PostgreSQL gains from overlapping waits.
-DEFAULT_THREADS = {"sqlite": 2, "postgresql": 4}
+DEFAULT_THREADS = {"sqlite": 1, "postgresql": 4}
 POOL_RECYCLE_S = 1800  # PostgreSQL: connections older than this are replaced at checkout (no ping per checkout)
 
 

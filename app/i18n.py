@@ -21,6 +21,8 @@ from typing import Any
 from babel import Locale, UnknownLocaleError
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from jinja2.utils import htmlsafe_json_dumps
+from markupsafe import Markup, escape
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 COOKIE = "scoft_lang"
@@ -110,6 +112,16 @@ def _locale(lang: str) -> Locale | None:
 
 
 @cache
+def script_strings(lang: str) -> Markup:
+    """The page script's strings (``app.flow.script``) in ``lang``, as JSON escaped for an HTML attribute; built once
+    per language."""
+    from app.flow.script import STRINGS  # (app.flow imports this module)
+
+    t = translations(lang)
+    return escape(str(htmlsafe_json_dumps({key: t.gettext(msg) for key, msg in STRINGS.items()})))  # forceescape
+
+
+@cache
 def direction(lang: str) -> str:
     loc = _locale(lang)
     return "rtl" if loc is not None and loc.text_direction == "rtl" else "ltr"
@@ -151,6 +163,7 @@ def template_context(lang: str, available: Sequence[str], path: str) -> dict[str
         "ngettext": ngettext,
         "lang": lang,
         "dir": direction(lang),
+        "script_strings": script_strings,
         "switcher": switcher if len(available) > 1 else [],
     }
 

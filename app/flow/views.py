@@ -234,6 +234,23 @@ def prompt_languages(design: Design, prompt_id: str) -> list[str]:
     return design.languages[:1] + [lang for lang, tr in design.translations.items() if prompt_id in tr.prompts]
 
 
+@dataclass(frozen=True, slots=True)
+class CriterionView:
+    """One question of a ranking page as its template reads it (attributes, not dict keys: Jinja tries an
+    attribute first, so a dict costs a failed lookup on every use)."""
+
+    id: str
+    question: str
+    error: str | None
+    best_label: str
+    worst_label: str
+    show_prompt: bool
+    allow_skip: bool
+    selected: list[int | None]
+    check_index: int | None
+    skipped: bool
+
+
 def page_view(
     slot: Slot,
     images: Sequence[ImageInfo],
@@ -270,18 +287,18 @@ def page_view(
         if field_error is not None:
             errors.append({"criterion_id": c.id, "message": field_error})
         criteria.append(
-            {
-                "id": c.id,
-                "question": question,
-                "error": field_error,
-                "best_label": c.best_label,
-                "worst_label": c.worst_label,
-                "show_prompt": c.show_prompt,
-                "allow_skip": c.allow_skip,
-                "selected": selected,
-                "check_index": check_index,
-                "skipped": bool(submitted and submitted.get(f"skip-{cid}")),
-            }
+            CriterionView(
+                id=c.id,
+                question=question,
+                error=field_error,
+                best_label=c.best_label,
+                worst_label=c.worst_label,
+                show_prompt=c.show_prompt,
+                allow_skip=c.allow_skip,
+                selected=selected,
+                check_index=check_index,
+                skipped=bool(submitted and submitted.get(f"skip-{cid}")),
+            )
         )
     done, total = state.progress()
     return View(
@@ -295,7 +312,7 @@ def page_view(
             "criteria": criteria,
             "prompt": prompt,
             "prompt_langs": prompt_languages(design, images[0].prompt_id),
-            "images": [{"token": r.token} for r in images],
+            "images": list(images),  # the template reads only each image's token
             # every image of a page has one size (launch refuses others), so the page's size says nothing per image
             "page_width": images[0].width,
             "page_height": images[0].height,

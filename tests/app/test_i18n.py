@@ -3,6 +3,8 @@ templates), the JavaScript strings, and a design's per-language text."""
 
 from __future__ import annotations
 
+import html
+import json
 import re
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from babel.messages.plurals import get_plural
 from babel.messages.pofile import read_po
 
 from app import i18n
+from app.flow import script
 from study_designs import DesignError, load_design
 from study_designs.schema import parse_design
 
@@ -141,11 +144,19 @@ def test_quoted_labels_match_the_controls_they_name(lang):
 
 def test_rank_js_and_the_page_agree_on_the_strings_it_needs():
     js = (ROOT / "app" / "static" / "rank.js").read_text()
-    page = (ROOT / "app" / "templates" / "participant" / "page.html").read_text()
     block = js[js.index("var STRINGS = {") : js.index("};", js.index("var STRINGS = {"))]
     js_keys = set(re.findall(r"(\w+): \"", block))
-    page_block = page[page.index("set js_strings") : page.index("%}", page.index("set js_strings"))]
-    assert js_keys == set(re.findall(r'"(\w+)": _\(', page_block))
+    assert js_keys == set(script.STRINGS)
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_the_ranking_form_carries_the_script_strings_in_the_page_language(lang):
+    on_form = json.loads(html.unescape(str(i18n.script_strings(lang))))
+    t = i18n.translations(lang)
+    assert on_form == {key: t.gettext(msg) for key, msg in script.STRINGS.items()}
+    if lang != "en":  # translated, not the English fallback
+        assert on_form["rankNext"] != "Rank next" and on_form["stepOf"] != "Question %(i)s of %(n)s"
+    assert '"' not in str(i18n.script_strings(lang))  # safe inside a double-quoted attribute
 
 
 def test_the_paper_design_in_every_shipped_language():
