@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     db_threads: int = Field(
         default=0,
         ge=0,
-        description="DB_THREADS: participant requests using the database at once per process (0: 2 on SQLite, 4 on "
+        description="DB_THREADS: participant requests using the database at once per process (0: 1 on SQLite, 4 on "
         "PostgreSQL); each takes one thread and one pooled connection.",
     )
     db_pool_size: int = Field(

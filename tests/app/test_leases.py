@@ -109,3 +109,31 @@ def held_page(study, code: str) -> str:
         ).all()
         assert len(live) == 1, live
         return live[0]
+
+
+def test_sending_a_page_moves_the_next_one_off_a_page_others_filled_meanwhile(make_study, tmp_path):
+    """The next page is leased when a page is sent; when others filled it in the meantime the participant gets a page
+    with room instead (never a page beyond its target), and then finishes normally."""
+    study = make_study(small_design(tmp_path, per=2), "next")
+    a = walk(study.client, "/s/next", culture="korea", stop_after_pages=0)  # holds their first page, not the second
+    c = walk(study.client, "/s/next", culture="korea", stop_after_pages=0)
+    with study.session() as s:  # the newcomer's first page becomes a's second page, which c then fills
+        a_slots = s.exec(
+            select(Assignment).join(Participant).where(Participant.code == a.code).order_by(Assignment.position)
+        ).all()
+        c_first = s.exec(
+            select(Assignment).join(Participant).where(Participant.code == c.code, Assignment.position == 0)
+        ).one()
+        a_next = a_slots[1]
+        assert a_next.leased_until.replace(tzinfo=None) <= study.clock().replace(tzinfo=None)  # not held yet
+        c_first.page_id, c_first.image_order = a_next.page_id, list(a_next.image_order)
+        s.add(c_first)
+        s.commit()
+        filled = a_next.page_id
+    assert walk(study.client, f"/p/{c.code}", culture="korea", stop_after_pages=1).pages == 1
+    assert submitted_pages(study)[filled] == 1  # at target (1)
+    done = walk(study.client, f"/p/{a.code}", culture="korea")
+    assert done.pages == 2
+    assert filled not in pages_of(study, a.code)  # moved off the filled page when their first page was sent
+    walk(study.client, f"/p/{c.code}", culture="korea")
+    assert set(submitted_pages(study).values()) == {1}  # no page beyond its target

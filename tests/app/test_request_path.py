@@ -1,0 +1,145 @@
+"""The request path's own machinery: the one-hop database runner (limiter, reconnect-and-retry) and the per-process
+cache of a round's images, keyed by the round's launch."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import anyio
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlmodel import Session
+
+from app.db import Database, create_tables, make_engine, new_session
+from app.models import Round, RoundImage
+from app.snapshots import round_images
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Database:
+    engine = make_engine(f"sqlite:///{tmp_path / 'r.db'}", pool_size=2)
+    create_tables(engine)
+    yield Database(engine, threads=2)
+    engine.dispose()
+
+
+def _dropped() -> DBAPIError:
+    err = OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
+    err.connection_invalidated = True
+    return err
+
+
+def test_idempotent_work_is_retried_once_on_a_fresh_connection_after_losing_its_connection(db):
+    sessions: list[Session] = []
+
+    def work(session: Session) -> int:
+        sessions.append(session)
+        if len(sessions) == 1:
+            raise _dropped()
+        return session.exec(text("SELECT 41 + 1")).one()[0]
+
+    assert anyio.run(lambda: db.run(work, retry=True)) == 42
+    assert len(sessions) == 2 and sessions[0] is not sessions[1]
+
+
+def test_work_that_is_not_safe_to_repeat_is_not_retried(db):
+    calls = []
+
+    def work(session: Session) -> None:
+        calls.append(1)
+        raise _dropped()
+
+    with pytest.raises(DBAPIError):
+        anyio.run(lambda: db.run(work))
+    assert calls == [1]
+
+
+def test_other_database_errors_are_never_retried(db):
+    calls = []
+
+    def work(session: Session) -> None:
+        calls.append(1)
+        session.exec(text("SELECT * FROM no_such_table"))
+
+    with pytest.raises(DBAPIError):
+        anyio.run(lambda: db.run(work, retry=True))
+    assert calls == [1]
+
+
+def test_no_more_than_the_limiter_allows_use_the_database_at_once(db):
+    inside, most = 0, 0
+    guard = threading.Lock()
+
+    def work(session: Session) -> None:
+        nonlocal inside, most
+        with guard:
+            inside += 1
+            most = max(most, inside)
+        threading.Event().wait(0.02)
+        with guard:
+            inside -= 1
+
+    async def many() -> None:
+        async with anyio.create_task_group() as tg:
+            for _ in range(12):
+                tg.start_soon(db.run, work)
+
+    anyio.run(many)
+    assert most == db.threads == 2
+
+
+def _round(round_id: str) -> Round:
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    return Round(
+        id=round_id,
+        design_id="d",
+        design_toml="",
+        design_sha256="0",
+        manifest_json="",
+        manifest_sha256="0",
+        created_at=now,
+    )
+
+
+def _image(round_id: str, image_id: str, path: str) -> RoundImage:
+    return RoundImage(
+        round_id=round_id,
+        image_id=image_id,
+        token=image_id + "-t",
+        model_id="m",
+        culture="c",
+        prompt_id="p",
+        seed=1,
+        page_id="pg",
+        sha256="0" * 64,
+        path=path,
+        width=8,
+        height=8,
+    )
+
+
+def test_a_rounds_images_are_read_once_per_launch(db):
+    with new_session(db.engine) as s:
+        s.add(_round("cache-r"))
+        s.add(_image("cache-r", "img-1", "first.png"))
+        s.commit()
+        assert round_images(s, "cache-r", "launch-1")["img-1"].path == "first.png"
+        # the same launch: never read again (a launched round's images do not change)
+        s.exec(text("UPDATE roundimage SET path = 'second.png' WHERE round_id = 'cache-r'"))
+        s.commit()
+        assert round_images(s, "cache-r", "launch-1")["img-1"].path == "first.png"
+        # the same round id launched again (a new secret): read afresh, the old launch's files never served
+        assert round_images(s, "cache-r", "launch-2")["img-1"].path == "second.png"
+
+
+def test_a_round_without_images_yet_is_not_remembered_empty(db):
+    with new_session(db.engine) as s:
+        s.add(_round("cache-empty"))
+        s.commit()
+        assert round_images(s, "cache-empty", "launch-1") == {}
+        s.add(_image("cache-empty", "img-1", "a.png"))
+        s.commit()
+        assert "img-1" in round_images(s, "cache-empty", "launch-1")
