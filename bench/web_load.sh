@@ -4,7 +4,7 @@
 # submissions; a table of medians (rate, p50, p99, CPU ms per request, stored vs acknowledged rows), the ratios and
 # each target of the issue with PASS/FAIL. The details are in bench/web_load.py.
 #
-#   bash bench/web_load.sh                                      (3 rounds of 15 s runs: about 10 minutes)
+#   bash bench/web_load.sh                                      (3 rounds of 15 s runs: about 13 minutes here)
 #   WEB_BENCH_SECONDS=5 WEB_BENCH_ROUNDS=1 bash bench/web_load.sh   (quick)
 #
 # Needs wrk (apt-get install -y wrk). oTree goes into its own venv, var/bench/otree-venv, on the first run
