@@ -82,6 +82,17 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+def single_read(session: Session) -> None:
+    """Run what ``session`` reads next outside a transaction (a page view's one statement is its own snapshot): no
+    BEGIN on SQLite, autocommit on PostgreSQL (no BEGIN and ROLLBACK round trips). A later ``write(session)``
+    starts a real transaction as usual."""
+    if session.in_transaction():
+        return
+    engine = session.get_bind()
+    options = {"sqlite_no_begin": True} if is_sqlite(engine) else {"isolation_level": "AUTOCOMMIT"}  # type: ignore[arg-type]
+    session.connection(execution_options=options)
+
+
 def create_tables(engine: Engine) -> None:
     """Create missing tables, and missing indexes of existing tables (a database made by an earlier version)."""
     from app import models  # noqa: F401  (registers the tables)

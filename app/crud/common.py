@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Select, bindparam
 from sqlmodel import Session, col, func, select
 
+from app.db import single_read
 from app.flow import NotFound, ParticipantStatus, Slot, State
 from app.flow.views import Person
 from app.models import Assignment, AuditLog, Participant, Round
@@ -91,11 +92,11 @@ def load_current(session: Session, code: str) -> Loaded:
     Other participants' slots are all read (the steps before the pages count them).
 
     ``Loaded.row`` is then a read-only row with the participant's column names, not an ORM object: a view that
-    must write loads again under lock (``load(lock=True)``). On SQLite the statement runs without ``BEGIN``."""
+    must write loads again under lock (``load(lock=True)``). The statement runs outside a transaction
+    (``app.db.single_read``)."""
     if not well_formed(code):  # a NUL byte or non-ASCII text never reaches the database driver
         raise NotFound("Unknown participant link.")
-    if not session.in_transaction():
-        session.connection(execution_options={"sqlite_no_begin": True})
+    single_read(session)
     found = session.connection().execute(_current_statement(), {"code": code}).first()
     if found is None:
         raise NotFound("Unknown participant link.")

@@ -209,9 +209,8 @@ def assign_pages(
 
 def lease_if_room(session: Session, *, loaded: Loaded, slot: Slot, now: datetime) -> bool:
     """Inside a write transaction with ``loaded`` locked: hold ``slot`` (the page a participant moves on to) when its
-    page is below target — the common case after a stored page, in one statement (PostgreSQL first locks the
-    culture's ``RoundPage`` rows, as enrolment does). False when the page is full: ``refresh_leases`` then swaps or
-    drops it.
+    page is below target — the common case after a stored page, in one statement (PostgreSQL first locks the page's
+    ``RoundPage`` row). False when the page is full: ``refresh_leases`` then swaps or drops it.
 
     The count is ``page_coverage``'s for one page (submitted or live regular slots of participants who are neither
     pilots nor excluded); attention and repeat slots hold no place in the pool and are always leased."""
@@ -222,9 +221,10 @@ def lease_if_room(session: Session, *, loaded: Loaded, slot: Slot, now: datetime
     if slot.kind != "regular":
         return conn.execute(q.hold, {"slot_id": slot.id, "lease": lease}).rowcount == 1
     if not is_sqlite(session.get_bind()):  # type: ignore[arg-type]
-        # the culture's pages, in page order, as enrolment and ``refresh_leases`` lock them: one order for every
-        # locker, so a full page's fall-back to ``refresh_leases`` can never deadlock with an enrolment
-        conn.execute(q.lock_pages, {"p_round": row.round_id, "p_culture": row.culture})
+        # this page's row only: the transaction waits for nothing after it (a full page is handled by
+        # ``refresh_leases`` in a transaction of its own), so it cannot deadlock with one that locks the culture's
+        # pages in order (enrolment, ``refresh_leases``)
+        conn.execute(q.lock_page, {"p_round": row.round_id, "p_page": slot.page_id})
     threshold = exclusion_threshold(design.quality)
     params = {
         "slot_id": slot.id,
@@ -268,9 +268,8 @@ def _lease_statements() -> SimpleNamespace:
     return SimpleNamespace(
         hold=hold,
         hold_if_room=hold.where(taken < b("target")),
-        lock_pages=select(page.c.page_id)
-        .where(page.c.round_id == b("p_round"), page.c.culture == b("p_culture"))
-        .order_by(page.c.page_id)
+        lock_page=select(page.c.page_id)
+        .where(page.c.round_id == b("p_round"), page.c.page_id == b("p_page"))
         .with_for_update(),
     )
 

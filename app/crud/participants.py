@@ -317,7 +317,13 @@ def submit_page(
 ) -> Stored | Replayed:
     """Validate and store one page. An identical retry is a no-op; a different resubmission is a conflict.
 
+    The page is stored, and the next page held when it has room, in one transaction. When others filled the next
+    page meanwhile, a second transaction swaps or drops it (``refresh_leases``, which locks the culture's pages in
+    order) after the first has committed, so no transaction ever holds one page's lock while waiting for the others;
+    should it fail, the next page view renews the lease as after any expired lease.
+
     A fixable page comes back in the first of the ``wanted`` languages the design offers."""
+    full = False
     with write(session):
         loaded = load(session, code, lock=True, orm=False)
         try:
@@ -343,8 +349,10 @@ def submit_page(
             if not outcome.finished:  # hold the next page now (the one just answered is released)
                 following = next(s for s in loaded.state.pending if s.position != position)
                 held = following.lease_live(now) or outcome.status != ParticipantStatus.ACTIVE
-                if not (held or lease_if_room(session, loaded=loaded, slot=following, now=now)):
-                    refresh_leases(session, load(session, code, lock=True), now=now)  # full: swap or drop it
+                full = not (held or lease_if_room(session, loaded=loaded, slot=following, now=now))
+    if full:
+        with write(session):
+            refresh_leases(session, load(session, code, lock=True), now=now)  # swap or drop it
     return outcome  # type: ignore[return-value]
 
 

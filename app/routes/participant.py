@@ -20,6 +20,7 @@ from app.blinding import PREVIEW, image_of, split_token
 from app.clock import Clock
 from app.config import Settings
 from app.crud.participants import ENROL_WINDOW_S
+from app.db import single_read
 from app.deps import ClockDep, DbDep, SettingsDep, TemplatesDep
 from app.flow import InvalidInput, NotFound, ParticipantStatus
 from app.flow.views import View, message
@@ -255,6 +256,7 @@ def _image(session: Session, token: str, media_root: Path) -> Response:
     slot_token = split_token(token)
     found = None
     if slot_token is not None:
+        single_read(session)
         found = session.exec(
             select(Assignment.round_id, Assignment.image_order, Round.secret)
             .join(Round, col(Round.id) == Assignment.round_id)

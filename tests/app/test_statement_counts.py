@@ -27,8 +27,8 @@ PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.
 
 # statements per request at most, as sent to the driver (SQLite's explicit BEGIN / BEGIN IMMEDIATE included)
 SQLITE = {"view": 1, "first_view": 3, "submit": 7}
-# PostgreSQL begins implicitly; a submission locks the culture's pages before counting the next page's coverage
-# (not when the next page is an attention check, which holds no place in the pool: one statement fewer)
+# PostgreSQL begins implicitly (a page view runs in autocommit: not even that); a submission locks the next page's
+# row before counting its coverage (not when the next page is an attention check, which holds no place in the pool)
 POSTGRES = {"view": 1, "first_view": 2, "submit": 7}
 
 
