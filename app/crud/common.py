@@ -186,32 +186,50 @@ def load(session: Session, code: str, *, lock: bool = False, orm: bool = True) -
 
     ``orm=False``: the participant as a plain row (``_PersonRow``) and every read as a Core statement, for a writer
     that writes with Core statements only (a page submission)."""
-    if orm:
-        row, round_status, sha, round_secret = _participant_and_round(session, code, lock=lock)
-    else:
-        row, round_status, sha, round_secret = _person_and_round(session, code, lock=lock)  # type: ignore[assignment]
+    if not orm:
+        return _load_rows(session, code, lock=lock)
+    row, round_status, sha, round_secret = _participant_and_round(session, code, lock=lock)
     design = design_by_hash(session, row.round_id, sha)
     return _with_slots(session, row, design, round_status, round_secret)
 
 
-def _person_and_round(session: Session, code: str, *, lock: bool) -> tuple[_PersonRow, str, str, str]:
+def _load_rows(session: Session, code: str, *, lock: bool) -> Loaded:
+    """``load(orm=False)``: participant, round and every slot in one statement (one row per slot)."""
     if not well_formed(code):
         raise NotFound("Unknown participant link.")
-    q = _person_statement(lock)
-    found = session.connection().execute(q, {"code": code}).first()
-    if found is None:
+    rows = session.connection().execute(_person_and_slots_statement(lock), {"code": code}).all()
+    if not rows:
         raise NotFound("Unknown participant link.")
-    *person, status, sha, secret = found
-    return _PersonRow(*person), status, sha, secret
+    n = len(_PERSON_COLUMNS)
+    first = rows[0]
+    person = _PersonRow(*first[:n])
+    round_status, sha, secret = first[n : n + 3]
+    slots = tuple(_slot(r[n + 3 :]) for r in rows if r[n + 3] is not None)
+    state = State(
+        status=ParticipantStatus(person.status),
+        round_status=round_status,
+        failed_checks=person.failed_checks,
+        slots=slots,
+    )
+    return Loaded(person, design_by_hash(session, person.round_id, sha), state, secret)  # type: ignore[arg-type]
 
 
 @cache
-def _person_statement(lock: bool) -> Select:
-    person, rnd = Participant.__table__, Round.__table__  # type: ignore[attr-defined]
+def _person_and_slots_statement(lock: bool) -> Select:
+    person, rnd, slot = Participant.__table__, Round.__table__, Assignment.__table__  # type: ignore[attr-defined]
     q = (
-        select(*(person.c[c.key] for c in _PERSON_COLUMNS), rnd.c.status, rnd.c.design_sha256, rnd.c.secret)
+        select(
+            *(person.c[c.key] for c in _PERSON_COLUMNS),
+            rnd.c.status,
+            rnd.c.design_sha256,
+            rnd.c.secret,
+            *(slot.c[c.key] for c in _SLOT_COLUMNS),
+        )
+        .select_from(person)
         .join(rnd, rnd.c.id == person.c.round_id)
+        .outerjoin(slot, slot.c.participant_id == person.c.id)
         .where(person.c.code == bindparam("code"))
+        .order_by(slot.c.position)
     )
     return q.with_for_update(of=person) if lock else q
 

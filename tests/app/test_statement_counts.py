@@ -26,10 +26,10 @@ from tests.factories import DESIGNS, NO_ENROL_LIMIT, FakeClock, launch_placehold
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 # statements per request at most, as sent to the driver (SQLite's explicit BEGIN / BEGIN IMMEDIATE included)
-SQLITE = {"view": 1, "first_view": 3, "submit": 7}
+SQLITE = {"view": 1, "first_view": 3, "submit": 6}
 # PostgreSQL begins implicitly (a page view runs in autocommit: not even that); a submission locks the next page's
 # row before counting its coverage (not when the next page is an attention check, which holds no place in the pool)
-POSTGRES = {"view": 1, "first_view": 2, "submit": 7}
+POSTGRES = {"view": 1, "first_view": 2, "submit": 6}
 
 
 @contextmanager
