@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -36,6 +37,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         # the other sync routes (console, API, static files) share anyio's default pool: keep it within the
         # connections, so a burst queues for a thread instead of holding threads that wait for a connection
         to_thread.current_default_thread_limiter().total_tokens = pool_size + OVERFLOW
+        # what start-up loaded (modules, templates, catalogs) lives as long as the process: keep it out of the
+        # collector's scans, so garbage collection during requests only walks what requests made
+        gc.collect()
+        gc.freeze()
         yield
         engine.dispose()
 
