@@ -92,7 +92,7 @@ class Assignment(SQLModel, table=True):
         Index("ix_assignment_round_page", "round_id", "page_id"),
     )
     id: int | None = Field(default=None, primary_key=True)
-    participant_id: int = Field(foreign_key="participant.id", index=True)
+    participant_id: int = Field(foreign_key="participant.id")  # indexed by (participant_id, position)
     round_id: str = Field(index=True, max_length=64)
     culture: str = Field(max_length=64)
     position: int
@@ -114,9 +114,9 @@ class Assignment(SQLModel, table=True):
 
 
 class Ranking(SQLModel, table=True):
-    __table_args__ = (UniqueConstraint("slot_id", "criterion", "image_id"),)
+    __table_args__ = (UniqueConstraint("slot_id", "criterion", "image_id"),)  # also the index by slot
     id: int | None = Field(default=None, primary_key=True)
-    slot_id: int = Field(foreign_key="assignment.id", index=True)
+    slot_id: int = Field(foreign_key="assignment.id")
     criterion: str = Field(max_length=64)
     image_id: str = Field(max_length=200)
     rank: int
@@ -128,9 +128,9 @@ class RankingSkip(SQLModel, table=True):
     """A criterion the participant marked as too distressing to judge on one slot."""
 
     __tablename__ = "rankingskip"
-    __table_args__ = (UniqueConstraint("slot_id", "criterion"),)
+    __table_args__ = (UniqueConstraint("slot_id", "criterion"),)  # also the index by slot
     id: int | None = Field(default=None, primary_key=True)
-    slot_id: int = Field(foreign_key="assignment.id", index=True)
+    slot_id: int = Field(foreign_key="assignment.id")
     criterion: str = Field(max_length=64)
 
 

@@ -83,15 +83,18 @@ def paper_subset(text: str) -> str:
     return "\n[[prompts]]\n".join(kept) + sep + tail
 
 
-@pytest.fixture(scope="module")
-def live_paper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStudy]:
-    """The paper's design (subset of prompts), Spanish included, with room for many participants."""
-    tmp_path = tmp_path_factory.mktemp("live-paper")
+def paper_study(tmp_path: Path) -> Iterator[LiveStudy]:
+    """The paper's design (subset of prompts), in all its languages, with room for many participants, served."""
     text = paper_subset((REPO / "study_designs" / "scoft-cvpr2024.toml").read_text())
     design = tmp_path / "paper.toml"
     text = text.replace("target_rankings_per_page = 5\n", "target_rankings_per_page = 40\n")
     design.write_text(text.replace('platform = "prolific"', 'platform = "none"', 1))  # entered without platform ids
     yield from serve(tmp_path, design, size=512)
+
+
+@pytest.fixture(scope="module")
+def live_paper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStudy]:
+    yield from paper_study(tmp_path_factory.mktemp("live-paper"))
 
 
 def serve(
