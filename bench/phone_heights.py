@@ -23,16 +23,28 @@ from tests.e2e.steps import reveal  # noqa: E402
 from tests.factories.pages import parse, step_answer  # noqa: E402
 
 PHONE = {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True, "device_scale_factor": 2}
-SPEAKERS = {"en": "nigeria", "es": "mexico", "zh-Hans": "china", "ko": "korea", "hi": "india"}
+# the bottom of the page's content (what must fit: the document itself is never shorter than the screen)
+CONTENT_BOTTOM = """() => Math.ceil(window.scrollY + Math.max(...Array.from(document.body.children)
+  .filter(el => el.offsetParent !== null).map(el => el.getBoundingClientRect().bottom
+    + parseFloat(getComputedStyle(el).marginBottom))))"""
+# language -> (the culture that speaks it, the browser locale that asks for it through Accept-Language)
+SPEAKERS = {
+    "en": ("nigeria", "en-NG"),
+    "es": ("mexico", "es-MX"),
+    "zh-Hans": ("china", "zh-CN"),
+    "ko": ("korea", "ko-KR"),
+    "hi": ("india", "hi-IN"),
+}
 
 
 def measure(page, base: str, round_id: str, lang: str, culture: str, pages: int) -> dict[str, list[int]]:
-    page.goto(f"{base}/s/{round_id}?lang={lang}")
+    page.goto(f"{base}/s/{round_id}")
     page.tap("input[name=agree]")
     page.tap("button[type=submit]")
     page.tap(f"input[value={culture}]")
     page.tap("button[type=submit]")
     page.tap("button[type=submit]")
+    assert page.get_attribute("html", "lang") == lang, page.get_attribute("html", "lang")
     heights: dict[str, list[int]] = {}
     for _ in range(pages):
         page.wait_for_selector("form.stepped")
@@ -41,7 +53,7 @@ def measure(page, base: str, round_id: str, lang: str, culture: str, pages: int)
             crits = []
         for crit in crits:
             reveal(page, crit, "tap")
-            heights.setdefault(crit, []).append(page.evaluate("() => document.documentElement.scrollHeight"))
+            heights.setdefault(crit, []).append(page.evaluate(CONTENT_BOTTOM))
         form = parse(page.content()).forms[0]
         page.request.post(page.url.split("/p/")[0] + form.action, form=step_answer(form, culture))
         page.goto(page.url)
@@ -57,8 +69,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, contextmanager(paper_study)(Path(tmp)) as study, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         rows = []
-        for lang, culture in SPEAKERS.items():
-            context = browser.new_context(**PHONE)
+        for lang, (culture, locale) in SPEAKERS.items():
+            context = browser.new_context(**PHONE, locale=locale)
             heights = measure(context.new_page(), study.base_url, study.round_id, lang, culture, args.pages)
             context.close()
             rows.append((lang, culture, {c: max(v) for c, v in heights.items()}))

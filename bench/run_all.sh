@@ -10,6 +10,7 @@ run() {
   "$@" || { echo "##### FAILED: $*"; status=1; }
 }
 [ -f bench/web_load.sh ] && run bash bench/web_load.sh
+[ -x /usr/bin/chromium ] && run "$PY" bench/phone_heights.py
 [ -f bench/crash.py ] && run "$PY" bench/crash.py
 [ -f bench/participants.py ] && run "$PY" bench/participants.py
 [ -f bench/analysis_scale.py ] && run "$PY" bench/analysis_scale.py
