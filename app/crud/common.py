@@ -9,7 +9,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, bindparam
+from sqlalchemy import Select, and_, bindparam, or_
 from sqlmodel import Session, col, func, select
 
 from app.db import single_read
@@ -181,42 +181,56 @@ def _current_statement() -> Select:
     )
 
 
-def load(session: Session, code: str, *, lock: bool = False, orm: bool = True) -> Loaded:
+def load(session: Session, code: str, *, lock: bool = False, orm: bool = True, position: int | None = None) -> Loaded:
     """The participant with this link code (row-locked when ``lock``), their round's design and their slots.
 
     ``orm=False``: the participant as a plain row (``_PersonRow``) and every read as a Core statement, for a writer
-    that writes with Core statements only (a page submission)."""
+    that writes with Core statements only (a page submission); with ``position``, only the slots a submission of that
+    page can touch are read (it and the pages not yet sent), with the progress counts (``State.counts``)."""
     if not orm:
-        return _load_rows(session, code, lock=lock)
+        return _load_rows(session, code, lock=lock, position=position)
     row, round_status, sha, round_secret = _participant_and_round(session, code, lock=lock)
     design = design_by_hash(session, row.round_id, sha)
     return _with_slots(session, row, design, round_status, round_secret)
 
 
-def _load_rows(session: Session, code: str, *, lock: bool) -> Loaded:
-    """``load(orm=False)``: participant, round and every slot in one statement (one row per slot)."""
+def _load_rows(session: Session, code: str, *, lock: bool, position: int | None) -> Loaded:
+    """``load(orm=False)``: participant, round and the slots in one statement (one row per slot)."""
     if not well_formed(code):
         raise NotFound("Unknown participant link.")
-    rows = session.connection().execute(_person_and_slots_statement(lock), {"code": code}).all()
+    partial = position is not None
+    q = _person_and_slots_statement(lock, partial)
+    rows = session.connection().execute(q, {"code": code, "pos": position}).all()
     if not rows:
         raise NotFound("Unknown participant link.")
     n = len(_PERSON_COLUMNS)
     first = rows[0]
     person = _PersonRow(*first[:n])
     round_status, sha, secret = first[n : n + 3]
-    slots = tuple(_slot(r[n + 3 :]) for r in rows if r[n + 3] is not None)
+    end = n + 3 + len(_SLOT_COLUMNS)
+    slots = tuple(_slot(r[n + 3 : end]) for r in rows if r[n + 3] is not None)
     state = State(
         status=ParticipantStatus(person.status),
         round_status=round_status,
         failed_checks=person.failed_checks,
         slots=slots,
+        counts=(first[end + 1], first[end]) if partial else None,
     )
     return Loaded(person, design_by_hash(session, person.round_id, sha), state, secret)  # type: ignore[arg-type]
 
 
 @cache
-def _person_and_slots_statement(lock: bool) -> Select:
+def _person_and_slots_statement(lock: bool, partial: bool) -> Select:
     person, rnd, slot = Participant.__table__, Round.__table__, Assignment.__table__  # type: ignore[attr-defined]
+    joined = slot.c.participant_id == person.c.id
+    counts = []
+    if partial:  # the page sent and the pages still to send, and how many there are in all and sent
+        joined = and_(joined, or_(slot.c.submitted_at.is_(None), slot.c.position == bindparam("pos")))
+        mine = slot.alias("mine")
+        counts = [
+            select(func.count()).where(mine.c.participant_id == person.c.id).scalar_subquery(),
+            select(func.count(mine.c.submitted_at)).where(mine.c.participant_id == person.c.id).scalar_subquery(),
+        ]
     q = (
         select(
             *(person.c[c.key] for c in _PERSON_COLUMNS),
@@ -224,10 +238,11 @@ def _person_and_slots_statement(lock: bool) -> Select:
             rnd.c.design_sha256,
             rnd.c.secret,
             *(slot.c[c.key] for c in _SLOT_COLUMNS),
+            *counts,
         )
         .select_from(person)
         .join(rnd, rnd.c.id == person.c.round_id)
-        .outerjoin(slot, slot.c.participant_id == person.c.id)
+        .outerjoin(slot, joined)
         .where(person.c.code == bindparam("code"))
         .order_by(slot.c.position)
     )

@@ -325,7 +325,7 @@ def submit_page(
     A fixable page comes back in the first of the ``wanted`` languages the design offers."""
     full = False
     with write(session):
-        loaded = load(session, code, lock=True, orm=False)
+        loaded = load(session, code, lock=True, orm=False, position=position)
         try:
             outcome = apply(loaded.state, Submit(position, token, form, loaded.design, now))
         except InvalidInput as err:

@@ -72,8 +72,9 @@ class State:
     round_status: str  # open | paused | closed
     failed_checks: int = 0
     slots: tuple[Slot, ...] = ()
-    # (submitted, total) when ``slots`` holds only the page an active participant is on (a page view reads no
-    # more: ``app.crud.load_current``); None when ``slots`` holds every slot
+    # (submitted, total) when ``slots`` holds only some slots: the page an active participant is on (a page view,
+    # ``app.crud.load_current``), or a submitted page and those still to send (``app.crud.load(position=...)``);
+    # None when ``slots`` holds every slot
     counts: tuple[int, int] | None = None
 
     def slot_at(self, position: int) -> Slot | None:

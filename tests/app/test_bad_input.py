@@ -187,3 +187,22 @@ def test_unknown_round_is_404_and_mturk_preview_enrols_nobody(make_study):
     r = study.client.get("/s/demo", params={"assignmentId": "ASSIGNMENT_NOT_AVAILABLE", "hitId": "H"})
     assert r.status_code == 200 and "Accept the HIT" in r.text and "How it works" in r.text
     assert counts(study)[3] == 0
+
+
+def test_a_refused_page_comes_back_with_the_same_progress_as_when_it_was_shown(on_first_page):
+    study, code, form = on_first_page
+    assert post(study, form.action, valid(form)).status_code == 303
+    shown = study.client.get(f"/p/{code}")
+    second = parse(shown.text).forms[0]
+    assert second.action == f"/p/{code}/page/1"
+    refused = post(study, second.action, as_served(second))
+    assert refused.status_code == 400
+
+    def heading(html: str) -> str:
+        return html.split('id="page-heading">', 1)[1].split("<", 1)[0]
+
+    def bar(html: str) -> str:
+        return html.split('<progress class="progress-bar"', 1)[1].split(">", 1)[0]
+
+    assert heading(refused.text) == heading(shown.text) and heading(shown.text).startswith("Page 2 of ")
+    assert bar(refused.text) == bar(shown.text) and 'value="1"' in bar(shown.text)
