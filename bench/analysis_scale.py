@@ -4,7 +4,7 @@
 
 Each report runs as its own process (``python -m analysis.report``), so the time includes start-up, CSV reading,
 every statistic with B crossed-bootstrap (participants × pages) resamples, figures and writing; peak RSS is that
-process's maximum resident set. Target (issue 15): under 30 s and 1.5 GB at 1M rows on a 2-core machine, growing
+process's maximum resident set. Target: under 30 s and 1.5 GB at 1M rows on a 2-core machine, growing
 linearly with rows. "report CPU s" is user + system time of the report process, the figure to compare on a shared
 machine (wall time grows with the load printed above the table).
 """

@@ -5,7 +5,7 @@
 Each cell simulates ``--reps`` null studies (one culture, 4 equal models, 50 pages, 20 per participant, participant
 log-worth sd 0.6, page × model log-worth sd as given) and analyses each with the crossed bootstrap (participants ×
 pages: the report's intervals and headline test), the participant-only bootstrap (the previous intervals, with the
-same Wald test) and the classic participant-level Friedman and Wilcoxon–Holm tests. Target (issue 15): headline
+same Wald test) and the classic participant-level Friedman and Wilcoxon–Holm tests. Target: headline
 rejection <= 7%, coverage >= 0.93. The last columns give the Monte Carlo standard error of a 5% rate.
 """
 

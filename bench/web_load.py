@@ -1,4 +1,4 @@
-"""Web load bench (issue 16, deliverable 4): the project beside oTree 6 and a bare FastAPI ceiling, interleaved.
+"""Web load bench: the project beside oTree 6 and a bare FastAPI ceiling, interleaved.
 
 Run through ``bash bench/web_load.sh`` (it checks wrk and installs oTree into ``var/bench/otree-venv``). Servers:
 

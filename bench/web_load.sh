@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Web load bench (issue 16): oTree 6, the project on SQLite/1 worker and PostgreSQL/2 workers, and a bare FastAPI
+# Web load bench: oTree 6, the project on SQLite/1 worker and PostgreSQL/2 workers, and a bare FastAPI
 # ceiling, interleaved in one run (wrk on 127.0.0.1): ranking-page GETs and a stream of distinct participants' page
 # submissions; a table of medians (rate, p50, p99, CPU ms per request, stored vs acknowledged rows), the ratios and
 # each target of the issue with PASS/FAIL. The details are in bench/web_load.py.
