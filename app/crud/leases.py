@@ -250,8 +250,10 @@ def _lease_statements() -> SimpleNamespace:
     other = slot.alias("other")
     person = Participant.__table__  # type: ignore[attr-defined]
     page = RoundPage.__table__  # type: ignore[attr-defined]
-    taken = (
-        select(func.count())
+    # the page's counted slots, looked at no further than the target: whether the page has room costs at most
+    # ``target`` rows however often the page has been ranked
+    counted = (
+        select(other.c.id)
         .select_from(other.join(person, person.c.id == other.c.participant_id))
         .where(
             other.c.round_id == b("p_round"),
@@ -262,8 +264,10 @@ def _lease_statements() -> SimpleNamespace:
             person.c.status != b("excluded"),
             person.c.failed_checks < b("threshold"),
         )
-        .scalar_subquery()
+        .limit(b("target"))
+        .subquery()
     )
+    taken = select(func.count()).select_from(counted).scalar_subquery()
     hold = update(slot).where(slot.c.id == b("slot_id")).values(leased_until=b("lease", type_=slot.c.leased_until.type))
     return SimpleNamespace(
         hold=hold,
