@@ -33,7 +33,10 @@ def audit(session: Session, *, at: datetime, actor: str, action: str, round_id: 
 
 @dataclass(frozen=True, slots=True)
 class Loaded:
-    """One participant as the flow sees them: their row, their round's design and their state."""
+    """One participant as the flow sees them: their row, their round's design and their state.
+
+    ``row`` is the ORM row from ``load()``, which writers change; readers that write only through Core statements
+    (``load_current``, ``load(orm=False)``) get a plain ``_PersonRow`` with the same attribute names."""
 
     row: Participant
     design: Design
@@ -150,7 +153,7 @@ _SLOT_KEYS = ("id_1",) + tuple(c.key for c in _SLOT_COLUMNS[1:])
 
 @cache
 def _current_statement() -> Select:
-    """Participant + round + the first unsubmitted slot (else the last one) + counts, by link code, built once."""
+    """Participant + round + the first unsubmitted slot (else the first slot) + counts, by link code, built once."""
     mine = Assignment.__table__.alias("mine")  # type: ignore[attr-defined]
     person = Participant.__table__  # type: ignore[attr-defined]
     slot = Assignment.__table__  # type: ignore[attr-defined]
