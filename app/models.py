@@ -85,11 +85,19 @@ class Participant(SQLModel, table=True):
 class Assignment(SQLModel, table=True):
     """One slot: a participant's page at one position."""
 
-    # a page's coverage is counted on every submission (``crud.leases.lease_if_room``): by round and page, not by
-    # scanning the round
+    # a page's coverage is counted on every submission (``crud.leases.lease_if_room``): by round and page, from the
+    # index alone (it holds every column the count reads but the participant's), not by scanning the round
     __table_args__ = (
         UniqueConstraint("participant_id", "position"),
-        Index("ix_assignment_round_page", "round_id", "page_id"),
+        Index(
+            "ix_assignment_page_coverage",
+            "round_id",
+            "page_id",
+            "kind",
+            "submitted_at",
+            "leased_until",
+            "participant_id",
+        ),
     )
     id: int | None = Field(default=None, primary_key=True)
     participant_id: int = Field(foreign_key="participant.id")  # indexed by (participant_id, position)
