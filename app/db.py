@@ -36,16 +36,11 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int | None = Non
     overflow = pool_size if max_overflow is None else max_overflow
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        pool: dict[str, int] = {}  # an in-memory database keeps SQLAlchemy's one-connection-per-thread pool
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(
-                url,
-                connect_args={"check_same_thread": False, "timeout": 30},
-                pool_size=pool_size,
-                max_overflow=overflow,
-            )
-        else:
-            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+            pool = {"pool_size": pool_size, "max_overflow": overflow}
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **pool)
         _configure_sqlite(engine)
         return engine
     if parsed.drivername == "postgresql":

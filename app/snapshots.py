@@ -68,6 +68,11 @@ def round_images(session: Session, round_id: str, launch_key: str) -> Mapping[st
     return images
 
 
+def page_image_ids(images: Mapping[str, StoredImage], page_id: str) -> list[str]:
+    """The ids of one page's images (one per model), in the order the round stored them."""
+    return [image_id for image_id, im in images.items() if im.page_id == page_id]
+
+
 def _parse(sha256: str, toml_text: str) -> Design:
     design = parse_design(tomllib.loads(toml_text), f"round snapshot {sha256[:12]}")
     with _GUARD:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import cache
 from types import SimpleNamespace
@@ -21,7 +22,7 @@ from app.flow.machine import LEASE_WINDOW, Reclaim, Slot, refresh_plan, to_utc
 from app.flow.status import LIVE_STATUSES, ParticipantStatus
 from app.flow.views import ImageInfo
 from app.models import Assignment, Participant, Round, RoundImage, RoundPage
-from app.snapshots import round_images
+from app.snapshots import StoredImage, round_images
 from study_designs.schema import Design
 
 
@@ -84,36 +85,24 @@ def images_by_page_model(session: Session, round_id: str, page_ids: set[str]) ->
 
 def image_infos(session: Session, loaded: Loaded, slot: Slot) -> list[ImageInfo]:
     """The images of one slot, in its order, with tokens of this slot only (``app.blinding``)."""
-    secret = loaded.round_secret
-    stored = round_images(session, loaded.row.round_id, secret)
-    infos = []
-    for image_id in slot.image_order:
-        im = stored[image_id]
-        token = image_token(secret, slot.token, image_id)
-        infos.append(ImageInfo(image_id, token, im.culture, im.prompt_id, im.width, im.height))
-    return infos
+    stored = round_images(session, loaded.row.round_id, loaded.round_secret)
+    return _infos(stored, loaded.round_secret, slot.token, slot.image_order)
 
 
 def preview_infos(session: Session, round_id: str, secret: str, image_ids: tuple[str, ...]) -> list[ImageInfo]:
     """The MTurk preview's example images, with tokens of the round's preview (``app.blinding.preview_slot``)."""
-    rows = session.exec(
-        select(
-            RoundImage.image_id, RoundImage.culture, RoundImage.prompt_id, RoundImage.width, RoundImage.height
-        ).where(RoundImage.round_id == round_id, col(RoundImage.image_id).in_(image_ids))
-    ).all()
-    slot = preview_slot(round_id)
-    by_id = {r[0]: ImageInfo(r[0], image_token(secret, slot, r[0]), *r[1:]) for r in rows}
-    return [by_id[i] for i in image_ids]
+    return _infos(round_images(session, round_id, secret), secret, preview_slot(round_id), image_ids)
 
 
-def _models_of(session: Session, round_id: str, image_ids: list[str]) -> list[str]:
-    rows = session.exec(
-        select(RoundImage.image_id, RoundImage.model_id).where(
-            RoundImage.round_id == round_id, col(RoundImage.image_id).in_(image_ids)
-        )
-    ).all()
-    by_id = dict(rows)
-    return [by_id[i] for i in image_ids]
+def _infos(
+    stored: Mapping[str, StoredImage], secret: str, slot_token: str, image_ids: Sequence[str]
+) -> list[ImageInfo]:
+    out = []
+    for image_id in image_ids:
+        im = stored[image_id]
+        token = image_token(secret, slot_token, image_id)
+        out.append(ImageInfo(image_id, token, im.culture, im.prompt_id, im.width, im.height))
+    return out
 
 
 def assign_pages(
@@ -315,7 +304,8 @@ def refresh_leases(session: Session, loaded: Loaded, *, now: datetime) -> Loaded
                 session.delete(slot)
                 continue
             if swap.swapped:
-                models = _models_of(session, row.round_id, slot.image_order)
+                stored = round_images(session, row.round_id, loaded.round_secret)
+                models = [stored[i].model_id for i in slot.image_order]
                 images = images_by_page_model(session, row.round_id, {swap.page_id})  # type: ignore[arg-type]
                 slot.page_id = swap.page_id  # type: ignore[assignment]
                 slot.image_order = [images[(swap.page_id, m)] for m in models]  # type: ignore[index]

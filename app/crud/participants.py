@@ -37,7 +37,8 @@ from app.flow.machine import (
 from app.flow.views import View, page_view, preview_view, step_view
 from app.i18n import choose as choose_language
 from app.identity import PlatformEntry, identity_key, platform_key, pseudonym
-from app.models import Assignment, Participant, Ranking, RankingSkip, Round, RoundImage
+from app.models import Assignment, Participant, Ranking, RankingSkip, Round
+from app.snapshots import page_image_ids, round_images
 from study_designs.schema import Design
 
 
@@ -127,13 +128,9 @@ def _by_key(session: Session, round_id: str, key: str) -> Participant | None:
 
 def preview(session: Session, *, round_id: str, design: Design) -> View:
     """The MTurk preview: instructions and the round's first page as an example, in a random order; reads only."""
-    first = design.pages()[0]
-    rows = session.exec(
-        select(RoundImage.image_id).where(RoundImage.round_id == round_id, RoundImage.page_id == first.id)
-    ).all()
-    ids = list(rows)
-    secrets.SystemRandom().shuffle(ids)
     secret = session.exec(select(Round.secret).where(Round.id == round_id)).one()
+    ids = page_image_ids(round_images(session, round_id, secret), design.pages()[0].id)
+    secrets.SystemRandom().shuffle(ids)
     images = preview_infos(session, round_id, secret, tuple(ids))
     q = design.quality
     return preview_view(

@@ -235,6 +235,13 @@ def prompt_languages(design: Design, prompt_id: str) -> list[str]:
 
 
 @dataclass(frozen=True, slots=True)
+class TileImage:
+    """What a ranking page's template knows of an image: its token (no image id, no model)."""
+
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
 class CriterionView:
     """One question of a ranking page as its template reads it (attributes, not dict keys: Jinja tries an
     attribute first, so a dict costs a failed lookup on every use)."""
@@ -312,7 +319,7 @@ def page_view(
             "criteria": criteria,
             "prompt": prompt,
             "prompt_langs": prompt_languages(design, images[0].prompt_id),
-            "images": list(images),  # the template reads only each image's token
+            "images": [TileImage(r.token) for r in images],  # only the tokens reach the template
             # every image of a page has one size (launch refuses others), so the page's size says nothing per image
             "page_width": images[0].width,
             "page_height": images[0].height,

@@ -26,10 +26,10 @@ from app.flow import InvalidInput, NotFound, ParticipantStatus
 from app.flow.views import View, message
 from app.identity import EntryError, parse_entry
 from app.middleware import MTURK_CSP
-from app.models import Assignment, Round, RoundImage
+from app.models import Assignment, Round
 from app.ranks import parse_position
 from app.ratelimit import Decision, RateLimiter
-from app.snapshots import get_round, round_design, round_images
+from app.snapshots import get_round, page_image_ids, round_design, round_images
 
 router = APIRouter()
 NO_STORE = {"Cache-Control": "no-store"}
@@ -278,10 +278,7 @@ def _preview_images(session: Session, round_id: str) -> tuple[str, list[str], st
     if rnd is None:
         return None
     first = round_design(rnd).pages()[0]
-    ids = session.exec(
-        select(RoundImage.image_id).where(RoundImage.round_id == rnd.id, RoundImage.page_id == first.id)
-    ).all()
-    return rnd.id, list(ids), rnd.secret
+    return rnd.id, page_image_ids(round_images(session, rnd.id, rnd.secret), first.id), rnd.secret
 
 
 IMAGE_HEADERS = {"Cache-Control": "private, max-age=604800, immutable"}

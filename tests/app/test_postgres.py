@@ -6,9 +6,7 @@ lost or stored twice. Skipped only when the server at TEST_DATABASE_URL cannot b
 
 from __future__ import annotations
 
-import os
 import re
-import secrets
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -16,8 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import func
 from sqlmodel import select
 
 from app.db import make_engine, new_session, session_scope
@@ -27,10 +24,10 @@ from app.models import Assignment, Participant, Ranking
 from app.placeholder import write_placeholders
 from study_designs.schema import load_design
 from tests.factories import CrudParticipant
+from tests.factories.postgres import pg_schema
 
 pytestmark = pytest.mark.postgres
 
-URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 DEMO = Path(__file__).resolve().parents[2] / "study_designs" / "demo.toml"
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -38,20 +35,8 @@ T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 @pytest.fixture
 def pg_url():
     """A fresh schema on the test server, dropped afterwards."""
-    schema = "t_" + secrets.token_hex(6)
-    try:
-        admin = make_engine(URL)
-        with admin.connect() as c:
-            c.execute(text(f"CREATE SCHEMA {schema}"))
-            c.commit()
-    except OperationalError as err:
-        pytest.skip(f"PostgreSQL at {URL} is unreachable: {str(err).splitlines()[0]}")
-    sep = "&" if "?" in URL else "?"
-    yield f"{URL}{sep}options=-csearch_path%3D{schema}"
-    with admin.connect() as c:
-        c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        c.commit()
-    admin.dispose()
+    with pg_schema() as url:
+        yield url
 
 
 def stress_design(tmp_path: Path) -> Path:

@@ -7,23 +7,18 @@ number of statements, whatever the size of the round. A change that adds a query
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, event, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine, event
 
 from app.config import Settings
-from app.db import make_engine
 from app.main import create_app
 from tests.factories import DESIGNS, NO_ENROL_LIMIT, FakeClock, launch_placeholders, onboarded
-
-PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+from tests.factories.postgres import pg_schema
 
 # statements per request at most, as sent to the driver (SQLite's explicit BEGIN / BEGIN IMMEDIATE included)
 SQLITE = {"view": 1, "first_view": 3, "submit": 6}
@@ -104,20 +99,5 @@ def test_a_submission_does_not_scan_the_round(tmp_path):
 
 @pytest.mark.postgres
 def test_statement_counts_on_postgres(tmp_path):
-    schema = "q_" + secrets.token_hex(6)
-    try:
-        admin = make_engine(PG_URL)
-        with admin.connect() as c:
-            c.execute(text(f"CREATE SCHEMA {schema}"))
-            c.commit()
-    except OperationalError as err:
-        pytest.skip(f"PostgreSQL at {PG_URL} is unreachable: {str(err).splitlines()[0]}")
-    sep = "&" if "?" in PG_URL else "?"
-    try:
-        with _app(f"{PG_URL}{sep}options=-csearch_path%3D{schema}", tmp_path) as client:
-            _walk_and_count(client, client.app.state.engine, POSTGRES)
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-            c.commit()
-        admin.dispose()
+    with pg_schema("q_") as url, _app(url, tmp_path) as client:
+        _walk_and_count(client, client.app.state.engine, POSTGRES)

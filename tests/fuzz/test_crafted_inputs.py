@@ -3,24 +3,18 @@ and stores nothing; then a fuzz over path parameters (huge integers, non-ASCII, 
 
 from __future__ import annotations
 
-import os
-import secrets
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
 from sqlmodel import func, select
 
-from app.db import make_engine
 from app.models import Assignment, AuditLog, Participant, Ranking, RankingSkip
 from tests.factories import onboarded
+from tests.factories.postgres import pg_schema
 from tests.reliability.harness import DESIGNS
 from tests.reliability.inproc import start
-
-PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -28,20 +22,8 @@ def database_url(request, tmp_path: Path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'study.db'}"
         return
-    schema = "t_" + secrets.token_hex(6)
-    try:
-        admin = make_engine(PG_URL)
-        with admin.connect() as c:
-            c.execute(text(f"CREATE SCHEMA {schema}"))
-            c.commit()
-    except OperationalError as err:
-        pytest.skip(f"PostgreSQL at {PG_URL} is unreachable: {str(err).splitlines()[0]}")
-    sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    with admin.connect() as c:
-        c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        c.commit()
-    admin.dispose()
+    with pg_schema() as url:
+        yield url
 
 
 @pytest.fixture
