@@ -25,8 +25,9 @@ stored project page's rankings and every stored oTree Player row are compared wi
 
 Environment: WEB_BENCH_SECONDS (15) per run, WEB_BENCH_ROUNDS (3), WEB_BENCH_CONNECTIONS (64), WEB_BENCH_THREADS (2),
 WEB_BENCH_WARMUP (3 s of GETs and of POSTs per server before round 1, not in the table), WEB_BENCH_BATCH (512
-participants at least per preparation batch), WEB_BENCH_GETTERS (256 GET participants), WEB_BENCH_OTREE (0: skip
-oTree), WEB_BENCH_KEEP (1: keep var/bench/web_load-PID), TEST_DATABASE_URL. Exit status 1 when a target fails.
+participants at least per preparation batch), WEB_BENCH_GETTERS (256 GET participants), WEB_BENCH_SERVERS (the servers
+to run, of "otree,sqlite,pg,bare", all by default), WEB_BENCH_OTREE (0: skip oTree), WEB_BENCH_PG_WORKERS (2),
+WEB_BENCH_KEEP (1: keep var/bench/web_load-PID), TEST_DATABASE_URL. Exit status 1 when a target fails.
 """
 
 from __future__ import annotations
@@ -80,7 +81,11 @@ THREADS = env_int("WEB_BENCH_THREADS", 2)
 WARMUP = env_int("WEB_BENCH_WARMUP", 3)
 BATCH = max(env_int("WEB_BENCH_BATCH", 512), 4 * CONN)  # a participant's next page >= 2*CONN requests later
 GETTERS = env_int("WEB_BENCH_GETTERS", 256)
-PROJECT_LABELS = {"sqlite": "project, SQLite, 1 worker", "pg": "project, PostgreSQL, 2 workers"}
+SERVERS = {k.strip() for k in (os.environ.get("WEB_BENCH_SERVERS") or "otree,sqlite,pg,bare").split(",")}
+if os.environ.get("WEB_BENCH_OTREE") == "0":
+    SERVERS.discard("otree")
+PG_WORKERS = env_int("WEB_BENCH_PG_WORKERS", 2)
+PROJECT_LABELS = {"sqlite": "project, SQLite, 1 worker", "pg": f"project, PostgreSQL, {PG_WORKERS} workers"}
 PG_URL = os.environ.get("TEST_DATABASE_URL") or "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
@@ -527,18 +532,19 @@ def main() -> int:
     schema = f"web_load_{os.getpid()}"
     have_pg = False
     try:
-        if os.environ.get("WEB_BENCH_OTREE", "1") != "0":
+        if "otree" in SERVERS:
             if (OTREE_VENV / "bin" / "otree").exists():
                 servers.append(otree_server(work))
             else:
                 print(f"oTree skipped: {OTREE_VENV}/bin/otree missing (bench/web_load.sh installs it)")
         lite = f"sqlite:///{work / 'sqlite' / 'study.db'}"
-        servers.append(project_server("sqlite", PROJECT_LABELS["sqlite"], lite, lite, 1, work))
-        have_pg = pg_schema("create", schema)
+        if "sqlite" in SERVERS:
+            servers.append(project_server("sqlite", PROJECT_LABELS["sqlite"], lite, lite, 1, work))
+        have_pg = "pg" in SERVERS and pg_schema("create", schema)
         if have_pg:
             url = with_options(PG_URL, f"search_path={schema}")
             setup_url = with_options(PG_URL, f"search_path={schema}", "synchronous_commit=off")
-            pg = project_server("pg", PROJECT_LABELS["pg"], url, setup_url, 2, work)
+            pg = project_server("pg", PROJECT_LABELS["pg"], url, setup_url, PG_WORKERS, work)
             pid = postmaster_pid()
             if pid is not None:
                 pg.cpu_roots = [pid]
@@ -546,7 +552,8 @@ def main() -> int:
             else:
                 pg.note = "PostgreSQL's CPU not visible from here: not counted"
             servers.append(pg)
-        servers.append(bare_server(work))
+        if "bare" in SERVERS:
+            servers.append(bare_server(work))
         print(
             f"web load bench: wrk {THREADS} threads, {CONN} connections, {SECONDS} s per run, {ROUNDS} rounds "
             f"(+{WARMUP} s warm-up); {os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; work dir {work}",

@@ -41,9 +41,11 @@ def launch(settings: Settings, design_path: Path, out: Path, round_id: str, *, s
 def make_study(tmp_path: Path) -> Iterator[Callable[..., Study]]:
     clients: list[TestClient] = []
 
-    def factory(design: str | Path = "demo.toml", round_id: str = "r1", *, size: int = 24) -> Study:
+    def factory(
+        design: str | Path = "demo.toml", round_id: str = "r1", *, size: int = 24, database_url: str | None = None
+    ) -> Study:
         settings = Settings(
-            database_url=f"sqlite:///{tmp_path / 'study.db'}",
+            database_url=database_url or f"sqlite:///{tmp_path / 'study.db'}",
             media_root=tmp_path / "media",
             secret_key="test-secret",
             researcher_token="test-token",
