@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import anyio
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, Executable, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, SQLModel, create_engine
@@ -87,9 +87,23 @@ def single_read(session: Session) -> None:
     starts a real transaction as usual."""
     if session.in_transaction():
         return
-    engine = session.get_bind()
-    options = {"sqlite_no_begin": True} if is_sqlite(engine) else {"isolation_level": "AUTOCOMMIT"}  # type: ignore[arg-type]
-    session.connection(execution_options=options)
+    session.connection(execution_options=_SINGLE[is_sqlite(session.get_bind())])  # type: ignore[arg-type]
+
+
+_SINGLE = {True: {"sqlite_no_begin": True}, False: {"isolation_level": "AUTOCOMMIT"}}
+
+
+def single_write(session: Session, statement: Executable, params: dict[str, object] | None = None) -> None:
+    """Run one write statement that is atomic by itself (a conditional stamp) as its own transaction: on the
+    session's ``single_read`` connection when it has one (no BEGIN and COMMIT round trips), else in ``write``."""
+    if session.in_transaction():
+        conn = session.connection()
+        options = conn.get_execution_options()
+        if options.get("sqlite_no_begin") or options.get("isolation_level") == "AUTOCOMMIT":
+            conn.execute(statement, params)
+            return
+    with write(session):
+        session.connection().execute(statement, params)
 
 
 def create_tables(engine: Engine) -> None:

@@ -1,8 +1,9 @@
-"""SQL statements per participant request: a ranking-page GET and a ranking-page submission (SQLite).
+"""SQL statements per participant request: a ranking-page GET and a ranking-page submission.
 
-Run from a checkout's root: ``python bench/queries.py``. Launches the demo design with placeholder images in a
-temporary folder, walks one participant to their second page (so caches are warm), then counts the statements
-each request sends (a SQLAlchemy ``before_cursor_execute`` listener).
+Run from a checkout's root: ``python bench/queries.py`` (SQLite) or ``python bench/queries.py --postgres`` (a
+throwaway schema at ``TEST_DATABASE_URL``); ``-v`` prints the statements. Launches the demo design with placeholder
+images in a temporary folder, walks one participant to their second page (so caches are warm), then counts the
+statements each request sends (a SQLAlchemy ``before_cursor_execute`` listener).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import re
 import sys
 import tempfile
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,10 +30,16 @@ from study_designs.schema import load_design  # noqa: E402
 
 def main() -> None:
     design_path = Path.cwd() / "study_designs" / "demo.toml"
-    with tempfile.TemporaryDirectory() as tmp:
+    if "--postgres" in sys.argv:
+        from tests.factories.postgres import pg_schema
+
+        database = pg_schema("queries_")
+    else:
+        database = nullcontext(None)
+    with tempfile.TemporaryDirectory() as tmp, database as pg_url:
         root = Path(tmp)
         settings = Settings(
-            database_url=f"sqlite:///{root / 'q.db'}",
+            database_url=pg_url or f"sqlite:///{root / 'q.db'}",
             media_root=root / "media",
             secret_key="s",
             researcher_token="t",
@@ -80,7 +88,8 @@ def main() -> None:
                 resp = client.post(f"/p/{code}/page/{position}", data=data, follow_redirects=False)
                 assert resp.status_code == 303, resp.text
                 counts["POST"].append(len(statements))
-        print("request                       statements (pages 1, 2, 3)")
+        backend = "PostgreSQL" if pg_url else "SQLite"
+        print(f"request ({backend})          statements (pages 1, 2, 3)")
         print(f"GET  /p/{{code}} (ranking page)  {counts['GET']}")
         print(f"POST /p/{{code}}/page/{{n}}       {counts['POST']}")
 

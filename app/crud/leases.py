@@ -196,10 +196,11 @@ def assign_pages(
     return slots
 
 
-def lease_if_room(session: Session, *, loaded: Loaded, slot: Slot, now: datetime) -> bool:
+def lease_if_room(session: Session, *, loaded: Loaded, slot: Slot, now: datetime, page_locked: bool = False) -> bool:
     """Inside a write transaction with ``loaded`` locked: hold ``slot`` (the page a participant moves on to) when its
     page is below target — the common case after a stored page, in one statement (PostgreSQL first locks the page's
-    ``RoundPage`` row). False when the page is full: ``refresh_leases`` then swaps or drops it.
+    ``RoundPage`` row, unless ``page_locked``: an earlier statement of the transaction did). False when the page is
+    full: ``refresh_leases`` then swaps or drops it.
 
     The count is ``page_coverage``'s for one page (submitted or live regular slots of participants who are neither
     pilots nor excluded); attention and repeat slots hold no place in the pool and are always leased."""
@@ -209,7 +210,7 @@ def lease_if_room(session: Session, *, loaded: Loaded, slot: Slot, now: datetime
     lease = now + timedelta(minutes=design.assignment.lease_minutes)
     if slot.kind != "regular":
         return conn.execute(q.hold, {"slot_id": slot.id, "lease": lease}).rowcount == 1
-    if not is_sqlite(session.get_bind()):  # type: ignore[arg-type]
+    if not (page_locked or is_sqlite(session.get_bind())):  # type: ignore[arg-type]
         # this page's row only: the transaction waits for nothing after it (a full page is handled by
         # ``refresh_leases`` in a transaction of its own), so it cannot deadlock with one that locks the culture's
         # pages in order (enrolment, ``refresh_leases``)

@@ -20,7 +20,7 @@ from sqlmodel import Session, col, func, select
 from app.config import Settings
 from app.crud.common import Loaded, audit, load
 from app.crud.leases import assign_pages, image_infos, lease_if_room, preview_infos, refresh_leases
-from app.db import is_sqlite, write
+from app.db import is_sqlite, single_write, write
 from app.flow import InvalidInput, ParticipantStatus, apply
 from app.flow.machine import (
     Assigned,
@@ -260,19 +260,15 @@ def show(session: Session, loaded: Loaded, *, now: datetime) -> View:
     assert slot is not None
     images = image_infos(session, loaded, slot)
     if showing.mark_shown is not None:  # type: ignore[union-attr]
-        with write(session):
-            session.exec(
-                update(Assignment)
-                .where(col(Assignment.id) == slot.id, col(Assignment.shown_at).is_(None))
-                .values(shown_at=now)
-            )
+        # the first view's stamp is one conditional statement, atomic by itself: no transaction around it
+        single_write(session, _page_statements().shown, {"slot_id": slot.id, "now": now})
     return page_view(slot, images, design=loaded.design, person=loaded.person, state=loaded.state)
 
 
 @cache
-def _submit_statements() -> SimpleNamespace:
-    """The writes of a submission as Core statements on the tables, built once per process with bound parameters
-    (no ORM bulk machinery, and the compiled form is reused)."""
+def _page_statements() -> SimpleNamespace:
+    """The writes of a page view and a submission as Core statements on the tables, built once per process with bound
+    parameters (no ORM bulk machinery, and the compiled form is reused)."""
     slot, person = Assignment.__table__, Participant.__table__  # type: ignore[attr-defined]
 
     def b(name: str, column: Any = None) -> Any:  # typed as the column, so datetimes go in as naive UTC
@@ -299,6 +295,9 @@ def _submit_statements() -> SimpleNamespace:
             completed_at=b("completed_at", person.c.completed_at),
             language=b("language"),
         ),
+        shown=update(slot)
+        .where(slot.c.id == b("slot_id"), slot.c.shown_at.is_(None))
+        .values(shown_at=b("now", slot.c.shown_at)),
         store_pg=_store_statement_pg(),
     )
 
@@ -307,8 +306,10 @@ _RANKING_COLUMNS = ("criterion", "image_id", "rank", "initial_position", "moved"
 
 
 def _store_statement_pg() -> TextClause:
-    """PostgreSQL: a page's rankings and skips (``unnest`` of one array per column), its slot's mark and the
-    participant's update in one statement (data-modifying CTEs), sent once instead of 19 executions."""
+    """PostgreSQL: a page's rankings and skips (``unnest`` of one array per column), its slot's mark, the
+    participant's update and the lock on the next page's ``RoundPage`` row (``:p_page``; NULL: none) in one
+    statement, sent once instead of 20 executions. The lock is a plain ``SELECT`` in ``WITH``, which runs only as far
+    as the main statement reads it: the main statement reads its count, so it always runs."""
     slot, person = Assignment.__table__, Participant.__table__  # type: ignore[attr-defined]
     return text(
         """
@@ -323,10 +324,13 @@ def _store_statement_pg() -> TextClause:
             UPDATE assignment SET submitted_at = :now, payload_sha256 = :digest, seconds_on_page = :seconds,
                 attention_passed = :passed, late = :late
             WHERE id = :slot_id
+        ), page AS (
+            SELECT page_id FROM roundpage WHERE round_id = :p_round AND page_id = :p_page FOR UPDATE
         )
         UPDATE participant SET last_seen_at = :now, failed_checks = :failed_checks, status = :status,
             completed_at = :completed_at, language = :language
-        WHERE id = :pid
+        FROM (SELECT count(*) FROM page) AS locked
+        WHERE participant.id = :pid
         """
     ).bindparams(
         bindparam("now", type_=slot.c.submitted_at.type),
@@ -374,18 +378,27 @@ def submit_page(
             )
             raise InvalidPage(err.message, view) from None
         if isinstance(outcome, Stored):
-            _store(session, loaded, outcome, now, _language(loaded, wanted))
-            if not outcome.finished:  # hold the next page now (the one just answered is released)
+            # the next page to hold now (the one just answered is released), unless it is held already
+            following = None
+            if not outcome.finished and outcome.status == ParticipantStatus.ACTIVE:
                 following = next(s for s in loaded.state.pending if s.position != position)
-                held = following.lease_live(now) or outcome.status != ParticipantStatus.ACTIVE
-                full = not (held or lease_if_room(session, loaded=loaded, slot=following, now=now))
+                following = None if following.lease_live(now) else following
+            lock = following.page_id if following is not None and following.kind == "regular" else None
+            _store(session, loaded, outcome, now, _language(loaded, wanted), lock_page=lock)
+            if following is not None:
+                full = not lease_if_room(session, loaded=loaded, slot=following, now=now, page_locked=True)
     if full:
         with write(session):
             refresh_leases(session, load(session, code, lock=True), now=now)  # swap or drop it
     return outcome  # type: ignore[return-value]
 
 
-def _store(session: Session, loaded: Loaded, out: Stored, now: datetime, language: str) -> None:
+def _store(
+    session: Session, loaded: Loaded, out: Stored, now: datetime, language: str, *, lock_page: str | None = None
+) -> None:
+    """Write a stored page. ``lock_page``: the page whose coverage the transaction counts next (``lease_if_room``);
+    on PostgreSQL its ``RoundPage`` row is locked by the same statement, so the count that follows sees every
+    transaction that held it before."""
     slot, sub = out.slot, out.submission
     rows = [
         {
@@ -399,7 +412,7 @@ def _store(session: Session, loaded: Loaded, out: Stored, now: datetime, languag
         for crit, ranks in sub.ranks.items()
         for pos, (image_id, rank) in enumerate(zip(slot.image_order, ranks, strict=True))
     ]
-    q = _submit_statements()
+    q = _page_statements()
     conn = session.connection()
     mark = {"slot_id": slot.id, "now": now, "digest": out.digest, "seconds": out.seconds_on_page}
     mark |= {"passed": out.attention_passed, "late": out.late}
@@ -412,9 +425,10 @@ def _store(session: Session, loaded: Loaded, out: Stored, now: datetime, languag
     }
     if not is_sqlite(conn.engine):  # one statement, one round trip: rankings, skips, slot and participant
         columns = {key: [r[key] for r in rows] for key in _RANKING_COLUMNS}
-        conn.execute(q.store_pg, mark | person | columns | {"skipped": sorted(sub.skipped)})
+        page = {"p_round": loaded.row.round_id, "p_page": lock_page}
+        conn.execute(q.store_pg, mark | person | columns | page | {"skipped": sorted(sub.skipped)})
         return
-    if rows:
+    if rows:  # SQLite: this transaction began with BEGIN IMMEDIATE, which already excludes every other writer
         conn.execute(q.rankings, rows)
     if sub.skipped:
         conn.execute(q.skips, [{"slot_id": slot.id, "criterion": c} for c in sorted(sub.skipped)])

@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func
+from sqlalchemy import event, func, text
+from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
 from app.db import make_engine, new_session, session_scope
@@ -23,7 +24,7 @@ from app.launch import launch_round
 from app.models import Assignment, Participant, Ranking
 from app.placeholder import write_placeholders
 from study_designs.schema import load_design
-from tests.factories import CrudParticipant
+from tests.factories import CrudParticipant, walk
 from tests.factories.postgres import pg_schema
 
 pytestmark = pytest.mark.postgres
@@ -152,3 +153,34 @@ def test_concurrent_enrolment_and_submission_never_over_assign(pg_url, tmp_path)
 def _status(engine, code: str) -> str:
     with new_session(engine) as s:
         return s.exec(select(Participant.status).where(Participant.code == code)).one()
+
+
+def test_a_submission_holds_the_next_pages_lock_before_counting_its_room(pg_url, make_study):
+    """The statement that stores a page also locks the next page's ``RoundPage`` row (a ``SELECT … FOR UPDATE`` in
+    ``WITH`` runs only when the main statement reads it): another transaction cannot take that row until the
+    submission commits, so two submissions never both see the page's last place free."""
+    study = make_study(database_url=pg_url)
+    p = walk(study.client, "/s/r1", culture="korea", stop_after_pages=0)
+    other = make_engine(pg_url)
+    seen: list[str] = []
+
+    def probe(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if "WITH rankings AS" not in statement or not parameters.get("p_page"):
+            return
+        with other.connect() as c:
+            try:
+                c.execute(
+                    text("SELECT page_id FROM roundpage WHERE round_id = :r AND page_id = :p FOR UPDATE NOWAIT"),
+                    {"r": parameters["p_round"], "p": parameters["p_page"]},
+                )
+                seen.append("free")
+            except OperationalError as err:
+                seen.append("locked" if "could not obtain lock" in str(err) else str(err))
+
+    event.listen(study.engine, "after_cursor_execute", probe)
+    try:
+        p.finish(study.clock)
+    finally:
+        event.remove(study.engine, "after_cursor_execute", probe)
+        other.dispose()
+    assert seen and set(seen) == {"locked"}, seen

@@ -62,7 +62,7 @@ def test_every_sent_rank_and_skip_is_stored_once_against_the_image_shown(study):
 
 
 def test_a_failed_attention_check_is_stored_on_the_slot_and_counted_on_the_participant(study):
-    p = walk(study.client, "/s/r1", culture="korea", heed_checks=False, stop_after_pages=0)
+    p = walk(study.client, "/s/r1", culture="korea", choose=marked_first, stop_after_pages=0)
     p.finish(study.clock)
     person, slots, rankings, _ = _stored(study, p.code)
     checks = [a for a in slots.values() if a.kind == "attention"]
@@ -70,6 +70,15 @@ def test_a_failed_attention_check_is_stored_on_the_slot_and_counted_on_the_parti
     # the count is what excludes them (``exclude_after_failed_checks = 1``) from coverage and the analysis
     assert person.failed_checks == len(checks) == 1 and person.status == "completed"
     assert {r.slot_id for r in rankings} == {a.id for a in slots.values() if a.submitted_at is not None}
+
+
+def marked_first(criterion: str, n: int, marked: int | None, rng: object) -> list[int]:
+    """Ranks that put the image marked "Rank me last" first: a check answered against its instruction, always."""
+    order = list(range(n)) if marked is None else [marked, *(i for i in range(n) if i != marked)]
+    ranks = [0] * n
+    for rank, index in enumerate(order, start=1):
+        ranks[index] = rank
+    return ranks
 
 
 def by_position_of(slots: dict[int, Assignment], slot_id: int) -> int:
