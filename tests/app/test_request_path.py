@@ -1,5 +1,5 @@
-"""The request path's own machinery: the one-hop database runner (limiter, reconnect-and-retry) and the per-process
-cache of a round's images, keyed by the round's launch."""
+"""The request path's own machinery: the one-hop database runner (limiter, reconnect-and-retry), single statements
+outside a transaction, and the per-process cache of a round's images, keyed by the round's launch."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ from pathlib import Path
 
 import anyio
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
-from app.db import Database, create_tables, make_engine, new_session
+from app.db import Database, create_tables, make_engine, new_session, single_read, single_write
 from app.models import Round, RoundImage
 from app.snapshots import round_images
+from tests.factories.postgres import pg_schema
 
 
 @pytest.fixture
@@ -143,3 +144,61 @@ def test_a_round_without_images_yet_is_not_remembered_empty(db):
         s.add(_image("cache-empty", "img-1", "a.png"))
         s.commit()
         assert "img-1" in round_images(s, "cache-empty", "launch-1")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request, tmp_path: Path):
+    if request.param == "sqlite":
+        eng = make_engine(f"sqlite:///{tmp_path / 'w.db'}", pool_size=2)
+        yield eng
+        eng.dispose()
+        return
+    with pg_schema("w_") as url:
+        eng = make_engine(url, pool_size=2)
+        yield eng
+        eng.dispose()
+
+
+def _stamp_table(engine) -> None:  # type: ignore[no-untyped-def]
+    with engine.begin() as c:
+        c.execute(text("CREATE TABLE stamp (id INTEGER PRIMARY KEY, shown TEXT)"))
+        c.execute(text("INSERT INTO stamp (id, shown) VALUES (1, NULL)"))
+
+
+STAMP = text("UPDATE stamp SET shown = :at WHERE id = 1 AND shown IS NULL")
+
+
+def _shown(engine) -> str | None:  # type: ignore[no-untyped-def]
+    with engine.connect() as c:
+        return c.execute(text("SELECT shown FROM stamp WHERE id = 1")).scalar()
+
+
+def test_a_single_write_after_a_single_read_commits_at_once_without_a_transaction(engine):
+    """A page view's "first shown" stamp: one conditional statement on the read's connection, visible to everyone
+    as soon as it ran (no BEGIN, no COMMIT), and a second stamp changes nothing."""
+    _stamp_table(engine)
+    sent: list[str] = []
+
+    def record(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        sent.append(statement)
+
+    with new_session(engine) as session:
+        single_read(session)
+        session.connection().execute(text("SELECT shown FROM stamp WHERE id = 1")).all()
+        event.listen(engine, "before_cursor_execute", record)
+        single_write(session, STAMP, {"at": "first"})
+        event.remove(engine, "before_cursor_execute", record)
+        assert _shown(engine) == "first"  # committed before the session ends
+        single_write(session, STAMP, {"at": "second"})
+    assert _shown(engine) == "first"
+    assert [s.split()[0] for s in sent] == ["UPDATE"], sent  # no BEGIN and no COMMIT around it
+
+
+def test_a_single_write_inside_a_transaction_commits_that_transaction_and_its_own(engine):
+    """Never left pending in a transaction that the session would roll back on close."""
+    _stamp_table(engine)
+    with new_session(engine) as session:
+        session.connection().execute(text("SELECT shown FROM stamp WHERE id = 1")).all()  # a plain transaction
+        single_write(session, STAMP, {"at": "stamped"})
+        session.rollback()  # what closing the session would do to anything still open
+    assert _shown(engine) == "stamped"
