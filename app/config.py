@@ -30,7 +30,10 @@ class Settings(BaseSettings):
         "PostgreSQL); each takes one thread and one pooled connection.",
     )
     db_pool_size: int = Field(
-        default=0, ge=0, description="DB_POOL_SIZE: connections kept open per process (0: DB_THREADS + 4)."
+        default=0,
+        ge=0,
+        description="DB_POOL_SIZE: connections kept open per process (0: 2 x DB_THREADS + 4: a page view's kept "
+        "reader and a transaction's connection per thread, and 4 for the console).",
     )
     enrol_rate_per_client: int = Field(
         default=10, ge=0, description="Enrolments a minute from one client address in one round (0: no limit)."

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
 import anyio
-from sqlalchemy import Engine, Executable, event
+from sqlalchemy import Connection, Engine, Executable, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, SQLModel, create_engine
@@ -81,21 +83,33 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def single_read(session: Session) -> None:
-    """Run what ``session`` reads next outside a transaction (a page view's one statement is its own snapshot): no
-    BEGIN on SQLite, autocommit on PostgreSQL (no BEGIN and ROLLBACK round trips). A later ``write(session)``
-    starts a real transaction as usual."""
-    if session.in_transaction():
-        return
-    session.connection(execution_options=_SINGLE[is_sqlite(session.get_bind())])  # type: ignore[arg-type]
+READER = "single_statement_reader"  # ``Session.info`` key of the kept connection ``Database.run(reads=True)`` lends
+
+
+def single_read(session: Session) -> Connection:
+    """The connection on which to run a single read outside a transaction (a page view's one statement is its own
+    snapshot): the kept reader ``Database.run(reads=True)`` lent the session, else the session's own connection
+    switched to no BEGIN on SQLite and autocommit on PostgreSQL (no BEGIN and ROLLBACK round trips). A later
+    ``write(session)`` starts a real transaction as usual."""
+    reader = session.info.get(READER)
+    if reader is not None:
+        return reader
+    if not session.in_transaction():
+        session.connection(execution_options=_SINGLE[is_sqlite(session.get_bind())])  # type: ignore[arg-type]
+    return session.connection()
 
 
 _SINGLE = {True: {"sqlite_no_begin": True}, False: {"isolation_level": "AUTOCOMMIT"}}
 
 
 def single_write(session: Session, statement: Executable, params: dict[str, object] | None = None) -> None:
-    """Run one write statement that is atomic by itself (a conditional stamp) as its own transaction: on the
-    session's ``single_read`` connection when it has one (no BEGIN and COMMIT round trips), else in ``write``."""
+    """Run one write statement that is atomic by itself (a conditional stamp) as its own transaction: on the kept
+    reader or the session's ``single_read`` connection when it has one (no BEGIN and COMMIT round trips), else in
+    ``write``."""
+    reader = session.info.get(READER)
+    if reader is not None:
+        reader.execute(statement, params)
+        return
     if session.in_transaction():
         conn = session.connection()
         options = conn.get_execution_options()
@@ -167,6 +181,11 @@ class Database:
     thread with a fresh session (closed after), at most ``threads`` at a time (a limiter sized to the pool), so a
     request makes one thread hop and never waits for a connection while holding another.
 
+    ``reads=True`` (a page view, an image) also lends the session a kept reader (``single_read``): one of at most
+    ``threads`` connections that stay open between requests in autocommit (no BEGIN on SQLite), so a request whose
+    reads are single statements takes no connection from the pool and begins no transaction. Readers are replaced
+    after ``POOL_RECYCLE_S`` and when their connection was lost.
+
     ``retry=True`` (idempotent work: page views, images, token-checked submissions) runs ``work`` once more on a new
     connection when the first attempt lost its connection (a restarted PostgreSQL server): the error-driven
     reconnect that replaces a ping before every checkout."""
@@ -175,20 +194,56 @@ class Database:
         self.engine = engine
         self.threads = threads
         self.limiter = anyio.CapacityLimiter(threads)
+        self._readers: queue.SimpleQueue[tuple[Connection, float]] = queue.SimpleQueue()
+        self._single = _SINGLE[is_sqlite(engine)]
 
-    def call(self, work: Callable[[Session], T], *, retry: bool = False) -> T:
+    def call(self, work: Callable[[Session], T], *, retry: bool = False, reads: bool = False) -> T:
         """``work(session)`` in the calling thread (what ``run`` does in a worker thread)."""
         try:
-            with new_session(self.engine) as session:
-                return work(session)
+            return self._attempt(work, reads)
         except DBAPIError as err:
             if not (retry and err.connection_invalidated):
                 raise
-        with new_session(self.engine) as session:
-            return work(session)
+        return self._attempt(work, reads)
 
-    async def run(self, work: Callable[[Session], T], *, retry: bool = False) -> T:
-        return await anyio.to_thread.run_sync(lambda: self.call(work, retry=retry), limiter=self.limiter)
+    async def run(self, work: Callable[[Session], T], *, retry: bool = False, reads: bool = False) -> T:
+        return await anyio.to_thread.run_sync(lambda: self.call(work, retry=retry, reads=reads), limiter=self.limiter)
+
+    def _attempt(self, work: Callable[[Session], T], reads: bool) -> T:
+        if not reads:
+            with new_session(self.engine) as session:
+                return work(session)
+        reader, since = self._take_reader()
+        keep = True
+        try:
+            with new_session(self.engine) as session:
+                session.info[READER] = reader
+                return work(session)
+        except DBAPIError as err:
+            keep = False  # whatever state a failed statement left it in, it is not lent again
+            if err.connection_invalidated:  # the server went away: the other kept readers are as stale
+                self.close()
+            raise
+        finally:
+            if keep and not reader.invalidated and time.monotonic() - since < POOL_RECYCLE_S:
+                self._readers.put((reader, since))
+            else:  # back to the pool, which replaces a lost connection
+                reader.close()
+
+    def _take_reader(self) -> tuple[Connection, float]:
+        try:
+            return self._readers.get_nowait()
+        except queue.Empty:
+            return self.engine.connect().execution_options(**self._single), time.monotonic()
+
+    def close(self) -> None:
+        """Return the kept readers to the pool (at shutdown, before the engine is disposed)."""
+        while True:
+            try:
+                reader, _ = self._readers.get_nowait()
+            except queue.Empty:
+                return
+            reader.close()
 
 
 @contextmanager

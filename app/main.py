@@ -28,7 +28,7 @@ OVERFLOW = 6  # connections opened beyond the pool only under bursts of console 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
     settings = settings or Settings()
     threads = settings.db_threads or default_threads(settings.database_url)
-    pool_size = settings.db_pool_size or threads + 4
+    pool_size = settings.db_pool_size or 2 * threads + 4  # a kept reader and a session's connection per thread
     engine = make_engine(settings.database_url, pool_size=pool_size, max_overflow=OVERFLOW)
 
     @asynccontextmanager
@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         gc.collect()
         gc.freeze()
         yield
+        app.state.db.close()
         engine.dispose()
 
     app = FastAPI(title="scoft-study", lifespan=lifespan, docs_url=None, redoc_url=None)

@@ -99,8 +99,7 @@ def load_current(session: Session, code: str) -> Loaded:
     (``app.db.single_read``)."""
     if not well_formed(code):  # a NUL byte or non-ASCII text never reaches the database driver
         raise NotFound("Unknown participant link.")
-    single_read(session)
-    found = session.connection().execute(_current_statement(), {"code": code}).first()
+    found = single_read(session).execute(_current_statement(), {"code": code}).first()
     if found is None:
         raise NotFound("Unknown participant link.")
     row = found._mapping

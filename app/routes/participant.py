@@ -131,7 +131,7 @@ def _with_cookie(resp: Response, name: str, code: str) -> Response:
 
 @router.get("/p/{code}", response_class=HTMLResponse, include_in_schema=False)
 async def show(code: str, request: Request, db: DbDep, templates: TemplatesDep, clock: ClockDep) -> HTMLResponse:
-    return await db.run(lambda session: _show(session, code, request, templates, clock), retry=True)
+    return await db.run(lambda session: _show(session, code, request, templates, clock), retry=True, reads=True)
 
 
 def _show(session: Session, code: str, request: Request, templates: Jinja2Templates, clock: Clock) -> HTMLResponse:
@@ -249,19 +249,22 @@ async def submit(code: str, position: str, request: Request, db: DbDep, clock: C
 async def image(token: str, db: DbDep, settings: SettingsDep) -> Response:
     """One image of one participant's page slot (``app.blinding``). The headers are the same for every image: no
     file time, no ETag, nothing but the length depends on the file."""
-    return await db.run(lambda session: _image(session, token, settings.media_root), retry=True)
+    return await db.run(lambda session: _image(session, token, settings.media_root), retry=True, reads=True)
 
 
 def _image(session: Session, token: str, media_root: Path) -> Response:
     slot_token = split_token(token)
     found = None
     if slot_token is not None:
-        single_read(session)
-        found = session.exec(
-            select(Assignment.round_id, Assignment.image_order, Round.secret)
-            .join(Round, col(Round.id) == Assignment.round_id)
-            .where(Assignment.token == slot_token)
-        ).first()
+        found = (
+            single_read(session)
+            .execute(
+                select(Assignment.round_id, Assignment.image_order, Round.secret)
+                .join(Round, col(Round.id) == Assignment.round_id)
+                .where(Assignment.token == slot_token)
+            )
+            .first()
+        )
     if found is None and slot_token is not None and slot_token.startswith(PREVIEW):
         found = _preview_images(session, slot_token.removeprefix(PREVIEW))
     image_id = None if found is None else image_of(found[2], token, found[1])

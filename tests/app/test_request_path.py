@@ -3,6 +3,8 @@ outside a transaction, and the per-process cache of a round's images, keyed by t
 
 from __future__ import annotations
 
+import re
+import secrets
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +18,7 @@ from sqlmodel import Session
 from app.db import Database, create_tables, make_engine, new_session, single_read, single_write
 from app.models import Round, RoundImage
 from app.snapshots import round_images
+from tests.factories import walk
 from tests.factories.postgres import pg_schema
 
 
@@ -202,3 +205,57 @@ def test_a_single_write_inside_a_transaction_commits_that_transaction_and_its_ow
         single_write(session, STAMP, {"at": "stamped"})
         session.rollback()  # what closing the session would do to anything still open
     assert _shown(engine) == "stamped"
+
+
+def _viewer(make_study, database_url: str | None = None):  # type: ignore[no-untyped-def]
+    study = make_study(database_url=database_url)
+    p = walk(study.client, "/s/r1", culture="korea", stop_after_pages=1)  # on their second page, seen once
+    page = study.client.get(f"/p/{p.code}")
+    images = sorted(set(re.findall(r'src="(/i/[^"]+)"', page.text)))
+    assert page.status_code == 200 and images
+    return study, p.code, images
+
+
+def test_page_views_and_images_take_no_connection_from_the_pool_once_warm(make_study):
+    study, code, images = _viewer(make_study)
+    checkouts: list[object] = []
+
+    def checkout(*args: object) -> None:
+        checkouts.append(args)
+
+    event.listen(study.engine, "checkout", checkout)
+    try:
+        for _ in range(3):
+            assert study.client.get(f"/p/{code}").status_code == 200
+            assert all(study.client.get(url).status_code == 200 for url in images)
+            assert study.client.get("/p/not-a-participant").status_code == 404  # a refused link keeps its reader
+    finally:
+        event.remove(study.engine, "checkout", checkout)
+    assert checkouts == []
+    db = study.client.app.state.db
+    assert db._readers.qsize() <= db.threads
+
+
+@pytest.mark.postgres
+def test_page_views_survive_the_server_dropping_every_connection(make_study):
+    """A restarted PostgreSQL (every connection of the app terminated, kept readers included): the next page view
+    and images are answered on fresh connections, not with an error, and so are those after."""
+    name = "scoft_drop_" + secrets.token_hex(4)
+    with pg_schema("drop_") as url:
+        study, code, images = _viewer(make_study, f"{url}&application_name={name}")
+        for _ in range(2):
+            assert study.client.get(f"/p/{code}").status_code == 200
+        db = study.client.app.state.db
+        db.call(lambda _: db.call(lambda _: None, reads=True), reads=True)  # two requests at once: two readers
+        assert db._readers.qsize() == 2
+        admin = make_engine(url)
+        with admin.connect() as c:
+            killed = c.execute(
+                text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = :n"),
+                {"n": name},
+            ).scalar()
+        admin.dispose()
+        assert killed >= 1
+        for _ in range(3):
+            assert study.client.get(f"/p/{code}").status_code == 200
+            assert all(study.client.get(u).status_code == 200 for u in images)
