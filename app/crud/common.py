@@ -188,7 +188,8 @@ def load(session: Session, code: str, *, lock: bool = False, orm: bool = True, p
 
     ``orm=False``: the participant as a plain row (``_PersonRow``) and every read as a Core statement, for a writer
     that writes with Core statements only (a page submission); with ``position``, only the slots a submission of that
-    page can touch are read (it and the pages not yet sent), with the progress counts (``State.counts``)."""
+    page looks at are read (it, the current page and the one after: whether the page sent is the current one, whether
+    it is the last, which page to hold next), with the progress counts (``State.counts``)."""
     if not orm:
         return _load_rows(session, code, lock=lock, position=position)
     row, round_status, sha, round_secret = _participant_and_round(session, code, lock=lock)
@@ -226,9 +227,15 @@ def _person_and_slots_statement(lock: bool, partial: bool) -> Select:
     person, rnd, slot = Participant.__table__, Round.__table__, Assignment.__table__  # type: ignore[attr-defined]
     joined = slot.c.participant_id == person.c.id
     counts = []
-    if partial:  # the page sent and the pages still to send, and how many there are in all and sent
-        joined = and_(joined, or_(slot.c.submitted_at.is_(None), slot.c.position == bindparam("pos")))
+    if partial:  # the page sent and the first two still to send, and how many there are in all and sent
         mine = slot.alias("mine")
+        next_two = (
+            select(mine.c.id)
+            .where(mine.c.participant_id == person.c.id, mine.c.submitted_at.is_(None))
+            .order_by(mine.c.position)
+            .limit(2)
+        )
+        joined = and_(joined, or_(slot.c.position == bindparam("pos"), slot.c.id.in_(next_two)))
         counts = [
             select(func.count()).where(mine.c.participant_id == person.c.id).scalar_subquery(),
             select(func.count(mine.c.submitted_at)).where(mine.c.participant_id == person.c.id).scalar_subquery(),

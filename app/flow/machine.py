@@ -73,7 +73,8 @@ class State:
     failed_checks: int = 0
     slots: tuple[Slot, ...] = ()
     # (submitted, total) when ``slots`` holds only some slots: the page an active participant is on (a page view,
-    # ``app.crud.load_current``), or a submitted page and those still to send (``app.crud.load(position=...)``);
+    # ``app.crud.load_current``), or a submitted page and the first two still to send (``app.crud.load(position=...)``:
+    # ``pending`` then holds at most two, enough to tell the current page, the next one and whether it is the last);
     # None when ``slots`` holds every slot
     counts: tuple[int, int] | None = None
 
