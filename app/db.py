@@ -113,7 +113,7 @@ def single_write(session: Session, statement: Executable, params: dict[str, obje
     if session.in_transaction():
         conn = session.connection()
         options = conn.get_execution_options()
-        if options.get("sqlite_no_begin") or options.get("isolation_level") == "AUTOCOMMIT":
+        if all(options.get(k) == v for k, v in _SINGLE[is_sqlite(conn.engine)].items()):
             conn.execute(statement, params)
             return
     with write(session):

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, func, or_, select
 from app import assignment as assign
 from app.blinding import image_token, preview_slot
 from app.crud.common import Loaded, audit, load
-from app.db import is_sqlite, write
+from app.db import write
 from app.flow import RoundNotFound, TryLater, apply, exclusion_threshold, is_excluded
 from app.flow.machine import LEASE_WINDOW, Reclaim, Slot, refresh_plan, to_utc
 from app.flow.status import LIVE_STATUSES, ParticipantStatus
@@ -196,11 +196,14 @@ def assign_pages(
     return slots
 
 
-def lease_if_room(session: Session, *, loaded: Loaded, slot: Slot, now: datetime, page_locked: bool = False) -> bool:
-    """Inside a write transaction with ``loaded`` locked: hold ``slot`` (the page a participant moves on to) when its
-    page is below target — the common case after a stored page, in one statement (PostgreSQL first locks the page's
-    ``RoundPage`` row, unless ``page_locked``: an earlier statement of the transaction did). False when the page is
-    full: ``refresh_leases`` then swaps or drops it.
+def lease_if_room(session: Session, *, loaded: Loaded, slot: Slot, now: datetime) -> bool:
+    """Inside a write transaction with ``loaded`` locked and, on PostgreSQL, the page's ``RoundPage`` row locked by
+    an earlier statement (a submission's store statement locks it, ``crud.participants._store``): hold ``slot`` (the
+    page a participant moves on to) when its page is below target — the common case after a stored page, in one
+    statement. False when the page is full: ``refresh_leases`` then swaps or drops it. The lock comes from an earlier
+    statement because the count must see every transaction that held the row before (each statement's snapshot is
+    taken when it starts); that transaction waits for nothing after it (a full page is handled by ``refresh_leases``
+    in a transaction of its own), so it cannot deadlock with one that locks the culture's pages in order.
 
     The count is ``page_coverage``'s for one page (submitted or live regular slots of participants who are neither
     pilots nor excluded); attention and repeat slots hold no place in the pool and are always leased."""
@@ -210,11 +213,6 @@ def lease_if_room(session: Session, *, loaded: Loaded, slot: Slot, now: datetime
     lease = now + timedelta(minutes=design.assignment.lease_minutes)
     if slot.kind != "regular":
         return conn.execute(q.hold, {"slot_id": slot.id, "lease": lease}).rowcount == 1
-    if not (page_locked or is_sqlite(session.get_bind())):  # type: ignore[arg-type]
-        # this page's row only: the transaction waits for nothing after it (a full page is handled by
-        # ``refresh_leases`` in a transaction of its own), so it cannot deadlock with one that locks the culture's
-        # pages in order (enrolment, ``refresh_leases``)
-        conn.execute(q.lock_page, {"p_round": row.round_id, "p_page": slot.page_id})
     threshold = exclusion_threshold(design.quality)
     params = {
         "slot_id": slot.id,
@@ -239,7 +237,6 @@ def _lease_statements() -> SimpleNamespace:
     slot = Assignment.__table__  # type: ignore[attr-defined]
     other = slot.alias("other")
     person = Participant.__table__  # type: ignore[attr-defined]
-    page = RoundPage.__table__  # type: ignore[attr-defined]
     # the page's counted slots, looked at no further than the target: whether the page has room costs at most
     # ``target`` rows however often the page has been ranked
     counted = (
@@ -259,13 +256,7 @@ def _lease_statements() -> SimpleNamespace:
     )
     taken = select(func.count()).select_from(counted).scalar_subquery()
     hold = update(slot).where(slot.c.id == b("slot_id")).values(leased_until=b("lease", type_=slot.c.leased_until.type))
-    return SimpleNamespace(
-        hold=hold,
-        hold_if_room=hold.where(taken < b("target")),
-        lock_page=select(page.c.page_id)
-        .where(page.c.round_id == b("p_round"), page.c.page_id == b("p_page"))
-        .with_for_update(),
-    )
+    return SimpleNamespace(hold=hold, hold_if_room=hold.where(taken < b("target")))
 
 
 def refresh_leases(session: Session, loaded: Loaded, *, now: datetime) -> Loaded:

@@ -386,7 +386,7 @@ def submit_page(
             lock = following.page_id if following is not None and following.kind == "regular" else None
             _store(session, loaded, outcome, now, _language(loaded, wanted), lock_page=lock)
             if following is not None:
-                full = not lease_if_room(session, loaded=loaded, slot=following, now=now, page_locked=True)
+                full = not lease_if_room(session, loaded=loaded, slot=following, now=now)
     if full:
         with write(session):
             refresh_leases(session, load(session, code, lock=True), now=now)  # swap or drop it
